@@ -1,0 +1,219 @@
+-- mq 0.1: catalog, shared tables, types and the SQL entry points.
+-- Per-queue tables are created by mq.create_queue (src/queues.c).
+
+\echo Use "CREATE EXTENSION mq" to load this file. \quit
+
+-- Message ids and dequeue positions come from one sequence.  CACHE 1 keeps
+-- values increasing across backends, which the head protocol of
+-- src/head.c relies on.
+CREATE SEQUENCE mq.message_id_seq AS bigint CACHE 1;
+
+CREATE TABLE mq.queue_catalog (
+    queue               text PRIMARY KEY
+                        CHECK (queue OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,47}$'),
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    max_attempts        integer NOT NULL CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    visibility_timeout  interval NOT NULL,
+    retry_delay         interval NOT NULL,
+    retry_delay_max     interval NOT NULL,
+    dead_letter_queue   text,
+    retention           interval,
+    unlogged            boolean NOT NULL DEFAULT false
+);
+
+-- Dead letters of queues that have no dead_letter_queue.
+CREATE TABLE mq.dead_letters (
+    queue       text NOT NULL,
+    id          bigint NOT NULL,
+    message     jsonb NOT NULL,
+    headers     jsonb,
+    attempts    integer NOT NULL,
+    last_error  text,
+    enqueued_at timestamptz NOT NULL,
+    dead_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    priority    integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, id)
+);
+CREATE INDEX dead_letters_queue_dead_at ON mq.dead_letters (queue, dead_at);
+
+-- Acked messages of queues with a retention period.
+CREATE TABLE mq.archive (
+    queue       text NOT NULL,
+    id          bigint NOT NULL,
+    message     jsonb NOT NULL,
+    headers     jsonb,
+    attempts    integer NOT NULL,
+    enqueued_at timestamptz NOT NULL,
+    archived_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE INDEX archive_queue_archived_at ON mq.archive (queue, archived_at);
+
+-- Live dedup keys: a row exists while its message is ready, delayed or in
+-- flight.  The primary key makes concurrent sends with one key wait for each
+-- other and agree on one message.
+CREATE TABLE mq.dedup_keys (
+    queue     text NOT NULL,
+    dedup_key text NOT NULL,
+    id        bigint NOT NULL,
+    PRIMARY KEY (queue, dedup_key)
+);
+
+-- Cumulative totals, flushed from shared memory by mq.maintain() and the
+-- worker; live values are in shared memory.
+CREATE TABLE mq.queue_totals (
+    queue               text PRIMARY KEY,
+    total_sent          bigint NOT NULL DEFAULT 0,
+    total_acked         bigint NOT NULL DEFAULT 0,
+    total_dead_lettered bigint NOT NULL DEFAULT 0
+);
+
+SELECT pg_catalog.pg_extension_config_dump('mq.queue_catalog', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.archive', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.dedup_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.queue_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.message_id_seq', '');
+
+CREATE TYPE mq.message AS (
+    id          bigint,
+    message     jsonb,
+    headers     jsonb,
+    attempt     integer,
+    enqueued_at timestamptz,
+    visible_at  timestamptz,
+    priority    integer
+);
+
+CREATE VIEW mq.queues AS
+    SELECT queue, created_at, max_attempts, visibility_timeout, retry_delay,
+           retry_delay_max, dead_letter_queue, retention, unlogged
+      FROM mq.queue_catalog;
+
+-- Queues ------------------------------------------------------------------
+
+CREATE FUNCTION mq.create_queue(
+    queue text,
+    max_attempts integer DEFAULT 5,
+    visibility_timeout interval DEFAULT '30 seconds',
+    retry_delay interval DEFAULT '1 second',
+    retry_delay_max interval DEFAULT '1 hour',
+    dead_letter_queue text DEFAULT NULL,
+    retention interval DEFAULT NULL,
+    unlogged boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_create_queue' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.alter_queue(
+    queue text,
+    max_attempts integer DEFAULT NULL,
+    visibility_timeout interval DEFAULT NULL,
+    retry_delay interval DEFAULT NULL,
+    retry_delay_max interval DEFAULT NULL,
+    dead_letter_queue text DEFAULT NULL,
+    retention interval DEFAULT NULL,
+    unlogged boolean DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mq_alter_queue' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.drop_queue(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_drop_queue' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION mq.purge_queue(queue text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_purge_queue' LANGUAGE C VOLATILE STRICT;
+
+-- Producing ---------------------------------------------------------------
+
+CREATE FUNCTION mq.send(
+    queue text,
+    message jsonb,
+    headers jsonb DEFAULT NULL,
+    delay interval DEFAULT '0',
+    priority integer DEFAULT 0,
+    dedup_key text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_send' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.send_batch(
+    queue text,
+    messages jsonb[],
+    headers jsonb[] DEFAULT NULL,
+    delay interval DEFAULT '0',
+    priority integer DEFAULT 0)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'mq_send_batch' LANGUAGE C VOLATILE ROWS 100;
+
+-- Consuming ---------------------------------------------------------------
+
+CREATE FUNCTION mq.receive(
+    queue text,
+    quantity integer DEFAULT 1,
+    visibility_timeout interval DEFAULT NULL,
+    wait interval DEFAULT '0')
+RETURNS SETOF mq.message
+AS 'MODULE_PATHNAME', 'mq_receive' LANGUAGE C VOLATILE ROWS 10;
+
+CREATE FUNCTION mq.ack(queue text, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_ack' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.ack(queue text, ids bigint[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_ack_many' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.nack(
+    queue text,
+    id bigint,
+    delay interval DEFAULT NULL,
+    error text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_nack' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.extend(queue text, id bigint, visibility_timeout interval)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'mq_extend' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.pop(queue text, quantity integer DEFAULT 1)
+RETURNS SETOF mq.message
+AS 'MODULE_PATHNAME', 'mq_pop' LANGUAGE C VOLATILE ROWS 10;
+
+-- Dead letters ------------------------------------------------------------
+
+CREATE FUNCTION mq.redrive(queue text, max_messages integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_redrive' LANGUAGE C VOLATILE;
+
+-- Observability -----------------------------------------------------------
+
+CREATE TYPE mq.queue_metrics AS (
+    queue               text,
+    ready               bigint,
+    in_flight           bigint,
+    delayed             bigint,
+    dead                bigint,
+    oldest_ready_age    interval,
+    total_sent          bigint,
+    total_acked         bigint,
+    total_dead_lettered bigint
+);
+
+CREATE FUNCTION mq.metrics(queue text)
+RETURNS SETOF mq.queue_metrics
+AS 'MODULE_PATHNAME', 'mq_metrics' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.metrics()
+RETURNS SETOF mq.queue_metrics
+AS 'MODULE_PATHNAME', 'mq_metrics' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.metrics_prometheus()
+RETURNS text
+AS 'MODULE_PATHNAME', 'mq_metrics_prometheus' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.maintain()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_maintain' LANGUAGE C VOLATILE;
+
+-- Nothing here is for PUBLIC until an administrator grants it: queues carry
+-- business data.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mq FROM PUBLIC;

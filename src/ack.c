@@ -1,0 +1,237 @@
+/*-------------------------------------------------------------------------
+ *
+ * ack.c
+ *	  Settling leased messages: mq.ack (one id or an array), mq.nack with
+ *	  exponential backoff or dead-lettering on the last attempt, and
+ *	  mq.extend, the heartbeat that moves a lease end.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "mq.h"
+
+PG_FUNCTION_INFO_V1(mq_ack);
+PG_FUNCTION_INFO_V1(mq_ack_many);
+PG_FUNCTION_INFO_V1(mq_nack);
+PG_FUNCTION_INFO_V1(mq_extend);
+
+static char *
+mqa_queue_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("queue name must not be null")));
+	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
+}
+
+static int64
+mqa_id_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message id must not be null")));
+	return PG_GETARG_INT64(1);
+}
+
+/* Count what an ack plan deleted; returns the number of rows. */
+static int64
+mqa_count_acked(MqQueue *q)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	int64		leased = 0;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(mq_spi_get(i, 1, &isnull)))
+			leased++;
+	}
+	mq_xact_count(qs, MQC_IN_FLIGHT, -leased);
+	mq_xact_count(qs, MQC_DELAYED, -((int64) SPI_processed - leased));
+	mq_xact_count(qs, MQC_TOTAL_ACKED, (int64) SPI_processed);
+	return (int64) SPI_processed;
+}
+
+Datum
+mq_ack(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqa_queue_arg(fcinfo);
+	Datum		id = Int64GetDatum(mqa_id_arg(fcinfo));
+	MqQueue    *q;
+	int64		n;
+	int			rc;
+
+	mq_connect();
+	q = mq_queue_lookup(name, false);
+	rc = SPI_execute_plan(mq_queue_plan(q, MQP_ACK), &id, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
+	n = mqa_count_acked(q);
+	mq_finish();
+	PG_RETURN_BOOL(n > 0);
+}
+
+Datum
+mq_ack_many(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqa_queue_arg(fcinfo);
+	Datum		ids;
+	MqQueue    *q;
+	int64		n;
+	int			rc;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message ids must not be null")));
+	ids = PG_GETARG_DATUM(1);
+	if (ARR_NDIM(DatumGetArrayTypeP(ids)) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("message ids must be a one-dimensional array")));
+
+	mq_connect();
+	q = mq_queue_lookup(name, false);
+	rc = SPI_execute_plan(mq_queue_plan(q, MQP_ACK_MANY), &ids, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
+	n = mqa_count_acked(q);
+	mq_finish();
+	PG_RETURN_INT64(n);
+}
+
+/*
+ * The queue's backoff before retry number attempt + 1:
+ * min(retry_delay * 2^(attempt-1), retry_delay_max), then a uniform jitter
+ * that keeps between half and all of it, so that consumers failing
+ * together do not retry together.
+ */
+Interval *
+mq_backoff(MqQueue *q, int32 attempt)
+{
+	Interval   *delay = &q->retry_delay;
+	float8		factor = 1.0;
+
+	for (int i = 1; i < attempt && factor < 1e9; i++)
+		factor *= 2.0;
+	delay = DatumGetIntervalP(DirectFunctionCall2(interval_mul,
+												  PointerGetDatum(delay),
+												  Float8GetDatum(factor)));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  PointerGetDatum(delay),
+										  PointerGetDatum(&q->retry_delay_max))) > 0)
+		delay = &q->retry_delay_max;
+	return DatumGetIntervalP(DirectFunctionCall2(interval_mul,
+												 PointerGetDatum(delay),
+												 Float8GetDatum(0.5 + 0.5 * pg_prng_double(&pg_global_prng_state))));
+}
+
+Datum
+mq_nack(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqa_queue_arg(fcinfo);
+	int64		id = mqa_id_arg(fcinfo);
+	Interval   *delay = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
+	text	   *error = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
+	MqQueue    *q;
+	MqQueueShared *qs;
+	Datum		arg = Int64GetDatum(id);
+	int32		attempt;
+	bool		isnull;
+	bool		leased;
+
+	if (delay && mq_interval_negative(delay))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delay must not be negative")));
+
+	mq_connect();
+	q = mq_queue_lookup(name, false);
+	qs = mq_queue_shared(q);
+	if (SPI_execute_plan(mq_queue_plan(q, MQP_NACK_LOCK), &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "mq: nack lookup failed");
+	if (SPI_processed == 0)
+	{
+		mq_finish();
+		PG_RETURN_BOOL(false);
+	}
+	attempt = DatumGetInt32(mq_spi_get(0, 1, &isnull));
+	leased = DatumGetBool(mq_spi_get(0, 2, &isnull));
+	if (!leased)
+	{
+		mq_finish();
+		PG_RETURN_BOOL(false);
+	}
+
+	if (attempt >= q->max_attempts)
+	{
+		Datum		args[2] = {arg, PointerGetDatum(error)};
+		char		nulls[2] = {' ', error ? ' ' : 'n'};
+		MqOutMessage m;
+
+		if (SPI_execute_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
+			SPI_OK_DELETE_RETURNING || SPI_processed != 1)
+			elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
+		mq_read_dead_row(&m);
+		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+		mq_dead_letter(q, &m, mq_now());
+	}
+	else
+	{
+		TimestampTz vt = mq_add_interval(mq_now(), delay ? delay : mq_backoff(q, attempt));
+		Datum		args[3] = {arg, TimestampTzGetDatum(vt), PointerGetDatum(error)};
+		char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
+
+		mq_slot_note_wait();
+		if (SPI_execute_plan(mq_queue_plan(q, MQP_RETRY), args, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "mq: nack failed");
+		mq_note_due(q, qs, vt);
+		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+		mq_xact_count(qs, MQC_DELAYED, 1);
+	}
+	mq_finish();
+	PG_RETURN_BOOL(true);
+}
+
+Datum
+mq_extend(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqa_queue_arg(fcinfo);
+	int64		id = mqa_id_arg(fcinfo);
+	Interval   *vt;
+	MqQueue    *q;
+	Datum		args[2];
+	TimestampTz until;
+
+	if (PG_ARGISNULL(2) || !mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("visibility_timeout must be positive")));
+	vt = PG_GETARG_INTERVAL_P(2);
+
+	mq_connect();
+	q = mq_queue_lookup(name, false);
+	until = mq_add_interval(mq_now(), vt);
+	args[0] = Int64GetDatum(id);
+	args[1] = TimestampTzGetDatum(until);
+	mq_slot_note_wait();
+	if (SPI_execute_plan(mq_queue_plan(q, MQP_EXTEND), args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "mq: extend failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("message " INT64_FORMAT " of queue \"%s\" is not in flight", id, name),
+				 errdetail("Its lease ended, or it was acked, or it was never received.")));
+	mq_finish();
+	PG_RETURN_TIMESTAMPTZ(until);
+}

@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * maintain.c
+ *	  One pass of housekeeping over every queue of the database: promote
+ *	  what is due (expired leases, delays, retries), delete archived
+ *	  messages past their retention in bounded batches, and save the
+ *	  shared totals to mq.queue_totals.  mq.maintain() runs it by hand;
+ *	  the background worker runs the same pass.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "mq.h"
+
+#define OP(x) " OPERATOR(pg_catalog." x ") "
+#define MQ_RETENTION_BATCH 10000
+#define MQ_FULL_SCAN_EVERY 60	/* passes between promotions from the start */
+
+PG_FUNCTION_INFO_V1(mq_maintain);
+
+static int64
+mqn_retention(MqQueue *q)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+	int64		total = 0;
+
+	if (!q->has_retention)
+		return 0;
+	if (plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+
+		plan = mq_prepare(
+			"DELETE FROM mq.archive WHERE ctid" OP("=") "ANY (ARRAY("
+			"SELECT a.ctid FROM mq.archive a WHERE a.queue" OP("=") "$1"
+			" AND a.archived_at" OP("<") "$2 LIMIT 10000))", 2, types);
+	}
+	args[0] = CStringGetTextDatum(q->name);
+	args[1] = TimestampTzGetDatum(DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+																		  TimestampTzGetDatum(mq_now()),
+																		  PointerGetDatum(&q->retention))));
+	for (;;)
+	{
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "mq: retention of \"%s\" failed", q->name);
+		total += (int64) SPI_processed;
+		if (SPI_processed < MQ_RETENTION_BATCH)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return total;
+}
+
+/* Save the shared totals of every queue; returns queues written. */
+int64
+mq_flush_totals(void)
+{
+	static SPIPlanPtr plan = NULL;
+	List	   *names;
+	ListCell   *lc;
+	int64		n = 0;
+
+	if (!mq_shmem_available())
+		return 0;
+	if (plan == NULL)
+	{
+		Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+
+		plan = mq_prepare(
+			"INSERT INTO mq.queue_totals AS t (queue, total_sent, total_acked, total_dead_lettered)"
+			" VALUES ($1, $2, $3, $4) ON CONFLICT (queue) DO UPDATE SET"
+			" total_sent = EXCLUDED.total_sent, total_acked = EXCLUDED.total_acked,"
+			" total_dead_lettered = EXCLUDED.total_dead_lettered"
+			" WHERE (t.total_sent, t.total_acked, t.total_dead_lettered)"
+			OP("<>") "(EXCLUDED.total_sent, EXCLUDED.total_acked, EXCLUDED.total_dead_lettered)",
+			4, types);
+	}
+	names = mq_all_queue_names();
+	foreach(lc, names)
+	{
+		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
+		MqQueueShared *qs;
+		Datum		args[4];
+
+		if (q == NULL || (qs = mq_queue_shared(q)) == NULL)
+			continue;
+		mq_ensure_totals(q, qs);
+		if (pg_atomic_read_u32(&qs->totals_loaded) != 1)
+			continue;
+		args[0] = CStringGetTextDatum(q->name);
+		for (int i = 0; i < 3; i++)
+			args[i + 1] = Int64GetDatum((int64) pg_atomic_read_u64(&qs->counters[MQC_TOTAL_SENT + i]));
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "mq: could not save totals of \"%s\"", q->name);
+		n += (int64) SPI_processed;
+	}
+	return n;
+}
+
+/* One pass over all queues of the database; returns rows touched. */
+int64
+mq_maintain_pass(void)
+{
+	static uint64 passes = 0;
+	List	   *names;
+	ListCell   *lc;
+	int64		touched = 0;
+	bool		full = (passes++ % MQ_FULL_SCAN_EVERY) == 0;
+
+	names = mq_all_queue_names();
+	foreach(lc, names)
+	{
+		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
+
+		if (q == NULL)
+			continue;
+		touched += mq_promote_due(q, full);
+		touched += mqn_retention(q);
+		CHECK_FOR_INTERRUPTS();
+	}
+	mq_flush_totals();
+	return touched;
+}
+
+Datum
+mq_maintain(PG_FUNCTION_ARGS)
+{
+	int64		touched;
+
+	mq_connect();
+	touched = mq_maintain_pass();
+	mq_finish();
+	PG_RETURN_INT64(touched);
+}

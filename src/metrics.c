@@ -1,0 +1,323 @@
+/*-------------------------------------------------------------------------
+ *
+ * metrics.c
+ *	  mq.metrics and mq.metrics_prometheus.  Gauges (ready, in flight,
+ *	  delayed, dead) and totals live in shared memory, changed by each
+ *	  transaction at its commit; a queue's gauges are counted from its
+ *	  tables once after a restart, totals are read back from
+ *	  mq.queue_totals, where maintenance writes them.
+ *
+ * Without shared memory (mq not preloaded) gauges are counted on every
+ * call and totals are not kept.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "mq.h"
+
+#define OP(x) " OPERATOR(pg_catalog." x ") "
+
+PG_FUNCTION_INFO_V1(mq_metrics);
+PG_FUNCTION_INFO_V1(mq_metrics_prometheus);
+
+typedef struct MqMetricsRow
+{
+	char	   *queue;
+	int64		values[MQC_NUM];
+	bool		has_age;
+	Interval   *oldest_ready_age;
+} MqMetricsRow;
+
+/* Count ready, in-flight, delayed and dead messages from the tables. */
+static void
+mqm_count(MqQueue *q, int64 *gauges)
+{
+	char	   *sql;
+
+	sql = psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s),"
+				   " (SELECT pg_catalog.count(*) FROM %s WHERE leased),"
+				   " (SELECT pg_catalog.count(*) FROM %s WHERE NOT leased),"
+				   " (SELECT pg_catalog.count(*) FROM mq.dead_letters WHERE queue" OP("=") "%s)",
+				   q->ready_table, q->wait_table, q->wait_table,
+				   quote_literal_cstr(q->name));
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "mq: could not count queue \"%s\"", q->name);
+	for (int i = 0; i < 4; i++)
+		gauges[i] = mq_spi_int8(0, i + 1);
+}
+
+/*
+ * Count the gauges of a queue whose shared counters are not valid yet.
+ * SHARE locks wait for open writers and hold new ones off, so no delta is
+ * lost or applied twice around the count.
+ */
+void
+mq_ensure_gauges(MqQueue *q, MqQueueShared *qs)
+{
+	int64		gauges[4];
+
+	if (qs == NULL || pg_atomic_read_u32(&qs->gauges_valid))
+		return;
+	if (SPI_execute(psprintf("LOCK TABLE %s, %s, mq.dead_letters IN SHARE MODE",
+							 q->ready_table, q->wait_table), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "mq: could not lock queue \"%s\"", q->name);
+	mqm_count(q, gauges);
+	pg_atomic_write_u64(&qs->counters[MQC_READY], (uint64) gauges[0]);
+	pg_atomic_write_u64(&qs->counters[MQC_IN_FLIGHT], (uint64) gauges[1]);
+	pg_atomic_write_u64(&qs->counters[MQC_DELAYED], (uint64) gauges[2]);
+	pg_atomic_write_u64(&qs->counters[MQC_DEAD], (uint64) gauges[3]);
+	pg_atomic_write_u32(&qs->gauges_valid, 1);
+	/* our own uncommitted changes are in the count: do not add them again */
+	mq_xact_gauges_unsure(qs, false);
+}
+
+/* Add the totals saved in mq.queue_totals, once per shared entry. */
+void
+mq_ensure_totals(MqQueue *q, MqQueueShared *qs)
+{
+	char	   *sql;
+
+	if (qs == NULL || pg_atomic_read_u32(&qs->totals_loaded) == 1)
+		return;
+	{
+		uint32		expected = 0;
+
+		if (!pg_atomic_compare_exchange_u32(&qs->totals_loaded, &expected, 2))
+			return;				/* someone else is loading */
+	}
+	sql = psprintf("SELECT total_sent, total_acked, total_dead_lettered FROM mq.queue_totals"
+				   " WHERE queue" OP("=") "%s", quote_literal_cstr(q->name));
+	PG_TRY();
+	{
+		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "mq: could not read totals of \"%s\"", q->name);
+		if (SPI_processed == 1)
+			for (int i = 0; i < 3; i++)
+				pg_atomic_fetch_add_u64(&qs->counters[MQC_TOTAL_SENT + i],
+										(uint64) mq_spi_int8(0, i + 1));
+	}
+	PG_CATCH();
+	{
+		pg_atomic_write_u32(&qs->totals_loaded, 0);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pg_atomic_write_u32(&qs->totals_loaded, 1);
+}
+
+/* Age of the oldest ready message: the first row of each lane. */
+static bool
+mqm_oldest_ready(MqQueue *q, MqQueueShared *qs, TimestampTz now, Interval **age)
+{
+	TimestampTz oldest = DT_NOEND;
+	char	   *sql;
+
+	/* heads let this look at one row per lane instead of the whole table */
+	if (qs)
+	{
+		MqLane		lanes[MQ_MAX_LANES];
+		int			nlanes;
+
+		if (mq_copy_lanes(q, qs, lanes, &nlanes))
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			appendStringInfoString(&buf, "SELECT pg_catalog.min(t) FROM (");
+			for (int i = 0; i < nlanes; i++)
+				appendStringInfo(&buf,
+								 "%s(SELECT enqueued_at AS t FROM %s WHERE priority" OP("=") "%d"
+								 " AND seq" OP(">=") INT64_FORMAT " ORDER BY seq LIMIT 1)",
+								 i > 0 ? " UNION ALL " : "",
+								 q->ready_table, lanes[i].priority, (int64) lanes[i].head);
+			if (nlanes == 0)
+				appendStringInfoString(&buf, "SELECT NULL::pg_catalog.timestamptz AS t");
+			appendStringInfoString(&buf, ") s");
+			sql = buf.data;
+		}
+		else
+			sql = psprintf("SELECT pg_catalog.min(enqueued_at) FROM %s", q->ready_table);
+	}
+	else
+		sql = psprintf("SELECT pg_catalog.min(enqueued_at) FROM %s", q->ready_table);
+
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "mq: could not read the oldest message of \"%s\"", q->name);
+	{
+		bool		isnull;
+		Datum		d = mq_spi_get(0, 1, &isnull);
+
+		if (isnull)
+			return false;
+		oldest = DatumGetTimestampTz(d);
+	}
+	*age = DatumGetIntervalP(DirectFunctionCall2(timestamp_mi,
+												 TimestampTzGetDatum(now),
+												 TimestampTzGetDatum(oldest)));
+	return true;
+}
+
+/* Metrics of every queue (name NULL) or one; in caller's memory. */
+static List *
+mqm_collect(const char *name, MemoryContext mcxt)
+{
+	List	   *names;
+	List	   *rows = NIL;
+	ListCell   *lc;
+	TimestampTz now = mq_now();
+
+	if (name)
+	{
+		(void) mq_queue_lookup(name, false);
+		names = list_make1(pstrdup(name));
+	}
+	else
+		names = mq_all_queue_names();
+
+	foreach(lc, names)
+	{
+		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
+		MqQueueShared *qs;
+		MqMetricsRow *row;
+		MemoryContext old;
+		Interval   *age = NULL;
+		bool		has_age;
+
+		if (q == NULL)
+			continue;			/* dropped meanwhile */
+		qs = mq_queue_shared(q);
+		has_age = mqm_oldest_ready(q, qs, now, &age);
+
+		old = MemoryContextSwitchTo(mcxt);
+		row = palloc0(sizeof(MqMetricsRow));
+		row->queue = pstrdup(q->name);
+		row->has_age = has_age;
+		if (has_age)
+		{
+			row->oldest_ready_age = palloc(sizeof(Interval));
+			memcpy(row->oldest_ready_age, age, sizeof(Interval));
+		}
+		MemoryContextSwitchTo(old);
+
+		if (qs)
+		{
+			mq_ensure_gauges(q, qs);
+			mq_ensure_totals(q, qs);
+			for (int i = 0; i < MQC_NUM; i++)
+				row->values[i] = (int64) pg_atomic_read_u64(&qs->counters[i]);
+		}
+		else
+			mqm_count(q, row->values);
+		rows = lappend(rows, row);
+	}
+	return rows;
+}
+
+Datum
+mq_metrics(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = NULL;
+	List	   *rows;
+	ListCell   *lc;
+	MemoryContext mcxt = CurrentMemoryContext;
+
+	if (PG_NARGS() > 0)
+	{
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("queue name must not be null")));
+		name = mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
+	}
+	mq_srf_materialize(fcinfo);
+	mq_connect();
+	rows = mqm_collect(name, mcxt);
+	mq_finish();
+
+	foreach(lc, rows)
+	{
+		MqMetricsRow *row = lfirst(lc);
+		Datum		values[9];
+		bool		nulls[9];
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = CStringGetTextDatum(row->queue);
+		values[1] = Int64GetDatum(row->values[MQC_READY]);
+		values[2] = Int64GetDatum(row->values[MQC_IN_FLIGHT]);
+		values[3] = Int64GetDatum(row->values[MQC_DELAYED]);
+		values[4] = Int64GetDatum(row->values[MQC_DEAD]);
+		values[5] = row->has_age ? IntervalPGetDatum(row->oldest_ready_age) : (Datum) 0;
+		nulls[5] = !row->has_age;
+		values[6] = Int64GetDatum(row->values[MQC_TOTAL_SENT]);
+		values[7] = Int64GetDatum(row->values[MQC_TOTAL_ACKED]);
+		values[8] = Int64GetDatum(row->values[MQC_TOTAL_DEAD_LETTERED]);
+		if (!mq_shmem_available())
+			nulls[6] = nulls[7] = nulls[8] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+static void
+mqm_family(StringInfo buf, List *rows, const char *metric, const char *type,
+		   const char *help, int counter)
+{
+	ListCell   *lc;
+
+	appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
+	foreach(lc, rows)
+	{
+		MqMetricsRow *row = lfirst(lc);
+
+		if (counter >= 0)
+			appendStringInfo(buf, "%s{queue=\"%s\"} " INT64_FORMAT "\n",
+							 metric, row->queue, row->values[counter]);
+		else
+		{
+			float8		secs = 0;
+
+			if (row->has_age)
+				secs = DatumGetFloat8(DirectFunctionCall2(interval_part,
+														  CStringGetTextDatum("epoch"),
+														  IntervalPGetDatum(row->oldest_ready_age)));
+			appendStringInfo(buf, "%s{queue=\"%s\"} %.3f\n", metric, row->queue, secs);
+		}
+	}
+}
+
+Datum
+mq_metrics_prometheus(PG_FUNCTION_ARGS)
+{
+	List	   *rows;
+	StringInfoData buf;
+	MemoryContext mcxt = CurrentMemoryContext;
+
+	mq_connect();
+	rows = mqm_collect(NULL, mcxt);
+	mq_finish();
+
+	/* queue names are [a-z0-9_], so label values need no escaping */
+	initStringInfo(&buf);
+	mqm_family(&buf, rows, "mq_ready", "gauge", "Messages ready to be received.", MQC_READY);
+	mqm_family(&buf, rows, "mq_in_flight", "gauge", "Messages received and not yet acked.", MQC_IN_FLIGHT);
+	mqm_family(&buf, rows, "mq_delayed", "gauge", "Messages waiting for a delay or a retry.", MQC_DELAYED);
+	mqm_family(&buf, rows, "mq_dead", "gauge", "Messages in mq.dead_letters.", MQC_DEAD);
+	mqm_family(&buf, rows, "mq_oldest_ready_age_seconds", "gauge", "Age of the oldest ready message.", -1);
+	if (mq_shmem_available())
+	{
+		mqm_family(&buf, rows, "mq_sent_total", "counter", "Messages sent.", MQC_TOTAL_SENT);
+		mqm_family(&buf, rows, "mq_acked_total", "counter", "Messages acked.", MQC_TOTAL_ACKED);
+		mqm_family(&buf, rows, "mq_dead_lettered_total", "counter", "Messages dead-lettered.", MQC_TOTAL_DEAD_LETTERED);
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
+}

@@ -1,0 +1,495 @@
+/*-------------------------------------------------------------------------
+ *
+ * mq.c
+ *	  Module entry point: GUCs, shared memory hooks, and what mq remembers
+ *	  about the current transaction until it ends (counter deltas, lane
+ *	  heads to move at commit, heads to move back at abort).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "mq.h"
+
+PG_MODULE_MAGIC;
+
+int			mq_max_queues = 1024;
+
+extern void mq_shmem_init(void);
+
+/* What one transaction did to one queue. */
+typedef struct MqXactLease
+{
+	int32		priority;
+	uint64		min_seq;		/* smallest seq leased (or deleted) */
+	uint64		max_seq;		/* largest seq leased */
+	uint64		generation;		/* lane generation read before the scan */
+	uint64		cap;			/* head may not pass this */
+	bool		advance;		/* move the head at commit */
+} MqXactLease;
+
+typedef struct MqXactQueue
+{
+	MqQueueShared *qs;
+	int64		deltas[MQC_NUM];
+	bool		gauges_unsure;	/* a subtransaction rolled back */
+	bool		promoted;
+	TimestampTz wait_low;		/* move the wait table's low mark at commit */
+	bool		deleted_ready;
+	bool		all_lanes_back; /* at abort, every lane head goes to zero */
+	int			nleases;
+	MqXactLease leases[MQ_MAX_LANES + 1];
+} MqXactQueue;
+
+static List *mqx_queues = NIL;	/* of MqXactQueue *, in TopTransactionContext */
+
+static MqXactQueue *
+mqx_entry(MqQueueShared *qs)
+{
+	ListCell   *lc;
+	MqXactQueue *xq;
+	MemoryContext old;
+
+	foreach(lc, mqx_queues)
+	{
+		xq = lfirst(lc);
+		if (xq->qs == qs)
+			return xq;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	xq = palloc0(sizeof(MqXactQueue));
+	xq->qs = qs;
+	mqx_queues = lappend(mqx_queues, xq);
+	MemoryContextSwitchTo(old);
+	return xq;
+}
+
+void
+mq_xact_count(MqQueueShared *qs, MqCounter c, int64 delta)
+{
+	if (qs == NULL || delta == 0)
+		return;
+	mqx_entry(qs)->deltas[c] += delta;
+}
+
+static MqXactLease *
+mqx_lease(MqXactQueue *xq, int32 priority)
+{
+	for (int i = 0; i < xq->nleases; i++)
+		if (xq->leases[i].priority == priority)
+			return &xq->leases[i];
+	if (xq->nleases >= lengthof(xq->leases))
+		return NULL;
+	xq->leases[xq->nleases].priority = priority;
+	xq->leases[xq->nleases].min_seq = PG_UINT64_MAX;
+	xq->leases[xq->nleases].max_seq = 0;
+	xq->leases[xq->nleases].advance = false;
+	return &xq->leases[xq->nleases++];
+}
+
+/*
+ * Rows of one lane were moved out of the ready table by a scan that began
+ * at the lane's head.  At commit the head may move past them (see
+ * mqx_commit); at abort it moves back to min_seq.
+ */
+void
+mq_xact_leased(MqQueueShared *qs, int32 priority, uint64 min_seq, uint64 max_seq,
+			   uint64 generation, uint64 cap)
+{
+	MqXactQueue *xq;
+	MqXactLease *l;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	xq->deleted_ready = true;
+	l = xq->all_lanes_back ? NULL : mqx_lease(xq, priority);
+	if (l == NULL)
+	{
+		/* too many lanes in one transaction: move every head back at abort */
+		mq_xact_deleted_ready(qs, priority, 0);
+		return;
+	}
+	if (l->max_seq == 0 && l->min_seq == PG_UINT64_MAX)
+	{
+		/* first scan of this lane in this transaction decides the advance */
+		l->advance = true;
+		l->generation = generation;
+		l->cap = cap;
+	}
+	else
+		l->advance = false;		/* a second scan saw our own deletions */
+	l->min_seq = Min(l->min_seq, min_seq);
+	l->max_seq = Max(l->max_seq, max_seq);
+}
+
+/*
+ * Rows left the ready table other than by a lane scan (purge, scans over all
+ * lanes); min_seq 0 means any lane.
+ */
+void
+mq_xact_deleted_ready(MqQueueShared *qs, int32 priority, uint64 min_seq)
+{
+	MqXactQueue *xq;
+	MqXactLease *l;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	xq->deleted_ready = true;
+	l = (min_seq == 0) ? NULL : mqx_lease(xq, priority);
+	if (l == NULL)
+	{
+		xq->all_lanes_back = true;
+		for (int i = 0; i < xq->nleases; i++)
+			xq->leases[i].advance = false;
+		return;
+	}
+	l->min_seq = Min(l->min_seq, min_seq);
+	l->advance = false;
+}
+
+/*
+ * The gauge deltas of this transaction cannot be trusted (always), or the
+ * gauges were just counted with them included (only when there are any):
+ * count again after commit instead of adding them.
+ */
+void
+mq_xact_gauges_unsure(MqQueueShared *qs, bool always)
+{
+	ListCell   *lc;
+
+	if (qs == NULL)
+		return;
+	if (always)
+	{
+		mqx_entry(qs)->gauges_unsure = true;
+		return;
+	}
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		if (xq->qs == qs)
+			xq->gauges_unsure = true;
+	}
+}
+
+bool
+mq_xact_deleted_from(MqQueueShared *qs)
+{
+	ListCell   *lc;
+
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		if (xq->qs == qs)
+			return xq->deleted_ready;
+	}
+	return false;
+}
+
+void
+mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low)
+{
+	MqXactQueue *xq;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (!xq->promoted || wait_low < xq->wait_low)
+		xq->wait_low = wait_low;
+	xq->promoted = true;
+}
+
+static void
+mqx_move_heads_back(MqXactQueue *xq)
+{
+	MqQueueShared *qs = xq->qs;
+	bool		all = xq->all_lanes_back;
+
+	SpinLockAcquire(&qs->mutex);
+	for (int i = 0; i < qs->nlanes; i++)
+	{
+		MqLane	   *lane = &qs->lanes[i];
+		uint64		back = PG_UINT64_MAX;
+
+		if (all)
+			back = 0;
+		else
+			for (int j = 0; j < xq->nleases; j++)
+				if (xq->leases[j].priority == lane->priority)
+					back = Min(back, xq->leases[j].min_seq);
+		if (back == PG_UINT64_MAX)
+			continue;
+		if (back < lane->head)
+			lane->head = back;
+		lane->generation++;
+	}
+	SpinLockRelease(&qs->mutex);
+}
+
+static void
+mqx_commit(MqXactQueue *xq)
+{
+	MqQueueShared *qs = xq->qs;
+
+	for (int i = 0; i < MQC_NUM; i++)
+	{
+		if (xq->deltas[i] == 0)
+			continue;
+		if (i < MQC_FIRST_TOTAL && xq->gauges_unsure)
+			continue;
+		pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
+	}
+	if (xq->gauges_unsure)
+		pg_atomic_write_u32(&qs->gauges_valid, 0);
+
+	if (xq->promoted && !xq->gauges_unsure)
+	{
+		uint64		target = MQ_TS_ENCODE(xq->wait_low);
+		uint64		cur = pg_atomic_read_u64(&qs->wait_low);
+
+		while (target > cur &&
+			   !pg_atomic_compare_exchange_u64(&qs->wait_low, &cur, target))
+			;
+	}
+
+	/*
+	 * Every row of the lane before max_seq that this scan did not take was
+	 * dead, locked by another transaction (which moves the head back should
+	 * it roll back, bumping the generation), or not yet committed (then its
+	 * seq is at least cap).  So the head may move to min(max_seq + 1, cap)
+	 * unless the generation changed meanwhile.
+	 */
+	SpinLockAcquire(&qs->mutex);
+	for (int j = 0; j < xq->nleases; j++)
+	{
+		MqXactLease *l = &xq->leases[j];
+
+		if (!l->advance)
+			continue;
+		for (int i = 0; i < qs->nlanes; i++)
+		{
+			MqLane	   *lane = &qs->lanes[i];
+			uint64		target;
+
+			if (lane->priority != l->priority)
+				continue;
+			if (lane->generation != l->generation)
+				break;
+			target = Min(l->max_seq + 1, l->cap);
+			if (target > lane->head)
+				lane->head = target;
+			break;
+		}
+	}
+	SpinLockRelease(&qs->mutex);
+}
+
+static void
+mqx_abort(MqXactQueue *xq)
+{
+	if (xq->deleted_ready)
+		mqx_move_heads_back(xq);
+	if (xq->promoted)
+		pg_atomic_write_u64(&xq->qs->next_due, 0);
+	/* counter deltas of an aborted transaction are simply dropped */
+}
+
+static void
+mqx_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (mqx_queues != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that used mq queues")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			foreach(lc, mqx_queues)
+				mqx_commit(lfirst(lc));
+			mqx_queues = NIL;
+			mq_slot_clear();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			foreach(lc, mqx_queues)
+				mqx_abort(lfirst(lc));
+			mqx_queues = NIL;
+			mq_slot_clear();
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A rolled-back subtransaction brings back rows it deleted: move heads back
+ * now and count the gauges again later rather than track deltas per level.
+ */
+static void
+mqx_subcallback(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		if (xq->deleted_ready)
+			mqx_move_heads_back(xq);
+		for (int i = 0; i < xq->nleases; i++)
+			xq->leases[i].advance = false;
+		xq->gauges_unsure = true;
+		if (xq->promoted)
+		{
+			pg_atomic_write_u64(&xq->qs->next_due, 0);
+			xq->wait_low = DT_NOBEGIN;	/* no advance at commit */
+		}
+	}
+}
+
+/* ---- time ------------------------------------------------------------ */
+
+TimestampTz
+mq_now(void)
+{
+	return GetCurrentTimestamp();
+}
+
+TimestampTz
+mq_add_interval(TimestampTz t, const Interval *iv)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(t),
+												   PointerGetDatum(iv)));
+}
+
+static int
+mq_interval_sign(const Interval *iv)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											 PointerGetDatum(iv),
+											 PointerGetDatum(&zero)));
+}
+
+bool
+mq_interval_negative(const Interval *iv)
+{
+	return mq_interval_sign(iv) < 0;
+}
+
+bool
+mq_interval_positive(const Interval *iv)
+{
+	return mq_interval_sign(iv) > 0;
+}
+
+/* ---- SPI result helpers ---------------------------------------------- */
+
+Datum
+mq_spi_get(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+int64
+mq_spi_int8(int row, int col)
+{
+	bool		isnull;
+	Datum		d = mq_spi_get(row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Set up a materialized result set: tuple store and descriptor in the
+ * per-query context (what InitMaterializedSRF does on 16+).
+ */
+void
+mq_srf_materialize(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	tupdesc;
+	Oid			rettype;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	switch (get_call_result_type(fcinfo, &rettype, &tupdesc))
+	{
+		case TYPEFUNC_COMPOSITE:
+			tupdesc = CreateTupleDescCopy(tupdesc);
+			break;
+		case TYPEFUNC_SCALAR:
+			tupdesc = CreateTemplateTupleDesc(1);
+			TupleDescInitEntry(tupdesc, 1, "value", rettype, -1, 0);
+			break;
+		default:
+			elog(ERROR, "mq: unexpected result type");
+	}
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = BlessTupleDesc(tupdesc);
+	MemoryContextSwitchTo(old);
+}
+
+/* ---- module load ----------------------------------------------------- */
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	static bool inited = false;
+
+	if (inited)
+		return;
+	inited = true;
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("mq.max_queues",
+								"Queues that can have shared state (heads, counters).",
+								"Queues beyond this number work, without dequeue heads.",
+								&mq_max_queues,
+								1024, 16, 1000000,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+		mq_shmem_init();
+	}
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("mq");
+#else
+	EmitWarningsOnPlaceholders("mq");
+#endif
+	RegisterXactCallback(mqx_callback, NULL);
+	RegisterSubXactCallback(mqx_subcallback, NULL);
+}

@@ -1,0 +1,201 @@
+/*-------------------------------------------------------------------------
+ *
+ * promote.c
+ *	  Promotion of due wait rows: an expired lease is a failed attempt
+ *	  (backoff, or dead letter past max_attempts); a delayed message or a
+ *	  retry whose time has come moves to the ready table.
+ *
+ * Receive runs this before it dequeues, so delivery is right without the
+ * worker; the shared next_due time makes that free while nothing is due.
+ * Scans start at the wait table's low mark, moved forward at commit under
+ * the same kind of rule as the ready heads (src/shmem.c), so they do not
+ * walk old dead entries either.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "mq.h"
+
+#define MQ_PROMOTE_BATCH 1000
+#define MQ_BUSY_RETRY_MS 100		/* a due row is locked: look again then */
+#define MQ_PROMOTE_CLAIM_MS 10000	/* a promoter that died lets go by then */
+
+/* Expired leases: back off, or dead-letter.  Returns rows handled. */
+static int64
+mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool *more)
+{
+	Datum		args[2] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now)};
+	SPITupleTable *rows;
+	uint64		n;
+
+	if (SPI_execute_plan(mq_queue_plan(q, MQP_DUE_EXPIRED), args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not scan expired leases of \"%s\"", q->name);
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	*more = (n >= MQ_PROMOTE_BATCH);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+
+		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+		if (attempt >= q->max_attempts)
+		{
+			Datum		dargs[2] = {Int64GetDatum(id), (Datum) 0};
+			char		dnulls[2] = {' ', 'n'};
+			MqOutMessage m;
+
+			if (SPI_execute_plan(mq_queue_plan(q, MQP_DEAD_TAKE), dargs, dnulls, false, 1) !=
+				SPI_OK_DELETE_RETURNING || SPI_processed != 1)
+				elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
+			mq_read_dead_row(&m);
+			mq_dead_letter(q, &m, now);
+		}
+		else
+		{
+			TimestampTz retry_at = mq_add_interval(vt, mq_backoff(q, attempt));
+			Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(retry_at), (Datum) 0};
+			char		rnulls[3] = {' ', ' ', 'n'};
+
+			if (SPI_execute_plan(mq_queue_plan(q, MQP_RETRY), rargs, rnulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "mq: could not schedule retry of message " INT64_FORMAT, id);
+			mq_xact_count(qs, MQC_DELAYED, 1);
+		}
+	}
+	return (int64) n;
+}
+
+/* Delayed messages and retries that are due: into the ready table. */
+static int64
+mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool *more)
+{
+	Datum		args[2] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now)};
+	SPITupleTable *rows;
+	uint64		n;
+
+	if (SPI_execute_plan(mq_queue_plan(q, MQP_DUE_READY), args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "mq: could not scan due messages of \"%s\"", q->name);
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	*more = (n >= MQ_PROMOTE_BATCH);
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = rows->vals[i];
+		TupleDesc	desc = rows->tupdesc;
+		MqOutMessage m;
+		bool		isnull;
+		Datum		d;
+
+		memset(&m, 0, sizeof(m));
+		m.id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		m.priority = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		m.attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		m.enqueued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		m.message = DatumGetJsonbP(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		m.headers = isnull ? NULL : DatumGetJsonbP(d);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		m.dedup_key = isnull ? NULL : DatumGetTextPP(d);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		m.last_error = isnull ? NULL : DatumGetTextPP(d);
+		mq_insert_message(q, &m, now, false);
+		mq_xact_count(qs, MQC_DELAYED, -1);
+	}
+	return (int64) n;
+}
+
+/*
+ * Promote what is due in q's wait table.  Without force it returns at once
+ * when the shared next_due says nothing is due, or another backend is at
+ * it; with force it scans the whole table (maintenance does this now and
+ * then, in case a clock step put a row below the low mark).
+ */
+int64
+mq_promote_due(MqQueue *q, bool force)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	TimestampTz now = mq_now();
+	TimestampTz low = DT_NOBEGIN;
+	TimestampTz next = DT_NOEND;
+	int64		handled = 0;
+	bool		more;
+
+	if (qs)
+	{
+		if (!force && now < MQ_TS_DECODE(pg_atomic_read_u64(&qs->next_due)))
+			return 0;
+		/* one promoter at a time; the claim expires should it die */
+		{
+			uint64		cur = pg_atomic_read_u64(&qs->promote_until);
+
+			if (cur > MQ_TS_ENCODE(now) ||
+				!pg_atomic_compare_exchange_u64(&qs->promote_until, &cur,
+												MQ_TS_ENCODE(TimestampTzPlusMilliseconds(now, MQ_PROMOTE_CLAIM_MS))))
+				return 0;
+		}
+		if (!force)
+			low = MQ_TS_DECODE(pg_atomic_read_u64(&qs->wait_low));
+		/* an abort from here on makes next_due "now" again */
+		mq_xact_promoted(qs, DT_NOEND);
+		/* writers from now on lower it again for their own rows */
+		pg_atomic_write_u64(&qs->next_due, MQ_TS_ENCODE(DT_NOEND));
+	}
+
+	PG_TRY();
+	{
+		bool		more_ready;
+		TimestampTz pending;
+		Datum		arg;
+		bool		isnull;
+
+		do
+			handled += mqp_expired(q, qs, low, now, &more);
+		while (more);
+		do
+			handled += mqp_ready(q, qs, low, now, &more_ready);
+		while (more_ready);
+
+		/* the slots must be read before the probe takes its snapshot */
+		pending = qs ? mq_slots_min_vt(MyDatabaseId) : DT_NOEND;
+		arg = TimestampTzGetDatum(low);
+		if (SPI_execute_plan(mq_queue_plan(q, MQP_NEXT_DUE), &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "mq: could not read the next due time of \"%s\"", q->name);
+		if (SPI_processed == 1)
+			next = DatumGetTimestampTz(mq_spi_get(0, 1, &isnull));
+
+		if (qs)
+		{
+			TimestampTz due = next;
+			uint64		target;
+			uint64		cur;
+
+			/* a due row we could not lock (being acked): look again soon */
+			if (due <= now)
+				due = TimestampTzPlusMilliseconds(now, MQ_BUSY_RETRY_MS);
+			target = MQ_TS_ENCODE(due);
+			cur = pg_atomic_read_u64(&qs->next_due);
+			while (target < cur &&
+				   !pg_atomic_compare_exchange_u64(&qs->next_due, &cur, target))
+				;
+			if (!IsolationUsesXactSnapshot())
+				mq_xact_promoted(qs, Min(Min(next, now), pending));
+			else
+				mq_xact_promoted(qs, low);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (qs)
+			pg_atomic_write_u64(&qs->promote_until, 0);
+	}
+	PG_END_TRY();
+	return handled;
+}

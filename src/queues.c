@@ -1,0 +1,317 @@
+/*-------------------------------------------------------------------------
+ *
+ * queues.c
+ *	  Queue life cycle: mq.create_queue, mq.alter_queue, mq.drop_queue and
+ *	  mq.purge_queue.  A queue is a row of mq.queue_catalog plus its ready
+ *	  table mq.q_<name> and its wait table mq.w_<name>.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+#include "mq.h"
+
+#define OP(x) " OPERATOR(pg_catalog." x ") "
+
+PG_FUNCTION_INFO_V1(mq_create_queue);
+PG_FUNCTION_INFO_V1(mq_alter_queue);
+PG_FUNCTION_INFO_V1(mq_drop_queue);
+PG_FUNCTION_INFO_V1(mq_purge_queue);
+
+static char *
+mqq_name_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("queue name must not be null")));
+	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
+}
+
+static void
+mqq_exec(const char *sql, int expected)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "mq: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+/* Options are checked the same way by create and alter. */
+static void
+mqq_check_options(const char *name, FunctionCallInfo fcinfo)
+{
+	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1")));
+	if (!PG_ARGISNULL(2) && !mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("visibility_timeout must be positive")));
+	if (!PG_ARGISNULL(3) && mq_interval_negative(PG_GETARG_INTERVAL_P(3)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retry_delay must not be negative")));
+	if (!PG_ARGISNULL(4) && mq_interval_negative(PG_GETARG_INTERVAL_P(4)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retry_delay_max must not be negative")));
+	if (!PG_ARGISNULL(5))
+	{
+		char	   *dlq = text_to_cstring(PG_GETARG_TEXT_PP(5));
+
+		/* alter_queue takes '' to remove the dead-letter queue */
+		if (dlq[0] != '\0')
+		{
+			mq_check_queue_name(dlq);
+			if (strcmp(dlq, name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("queue \"%s\" cannot be its own dead-letter queue", name)));
+		}
+	}
+	if (!PG_ARGISNULL(6) && mq_interval_negative(PG_GETARG_INTERVAL_P(6)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention must not be negative")));
+}
+
+static void
+mqq_check_dlq_exists(FunctionCallInfo fcinfo)
+{
+	char	   *dlq;
+
+	if (PG_ARGISNULL(5))
+		return;
+	dlq = text_to_cstring(PG_GETARG_TEXT_PP(5));
+	if (dlq[0] != '\0')
+		(void) mq_queue_lookup(dlq, false);
+}
+
+static void
+mqq_create_tables(const char *name, bool is_unlogged)
+{
+	StringInfoData sql;
+	char		rel[NAMEDATALEN];
+	char	   *R,
+			   *W;
+	const char *kind = is_unlogged ? "UNLOGGED " : "";
+	const char *cols =
+		"seq bigint NOT NULL, id bigint NOT NULL, priority integer NOT NULL,"
+		" attempt integer NOT NULL, enqueued_at timestamptz NOT NULL,"
+		" message jsonb NOT NULL, headers jsonb, dedup_key text, last_error text";
+
+	snprintf(rel, sizeof(rel), "q_%s", name);
+	R = pstrdup(quote_qualified_identifier("mq", rel));
+	snprintf(rel, sizeof(rel), "w_%s", name);
+	W = pstrdup(quote_qualified_identifier("mq", rel));
+
+	initStringInfo(&sql);
+
+	/*
+	 * Ready rows are only inserted and deleted, in (priority DESC, seq)
+	 * order; the index is the dequeue order itself.
+	 */
+	appendStringInfo(&sql,
+					 "CREATE %sTABLE %s (%s)"
+					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
+					 "CREATE INDEX %s ON %s (priority DESC, seq);",
+					 kind, R, cols,
+					 quote_identifier(psprintf("q_%s_order", name)), R);
+
+	/*
+	 * Wait rows: leases and delays.  Found by id (ack, nack, extend) and
+	 * by vt (promotion).
+	 */
+	appendStringInfo(&sql,
+					 "CREATE %sTABLE %s (vt timestamptz NOT NULL, leased boolean NOT NULL, %s,"
+					 " PRIMARY KEY (id))"
+					 " WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,"
+					 " autovacuum_vacuum_threshold = 1000);"
+					 "CREATE INDEX %s ON %s (vt);",
+					 kind, W, cols,
+					 quote_identifier(psprintf("w_%s_vt", name)), W);
+	mqq_exec(sql.data, SPI_OK_UTILITY);
+}
+
+Datum
+mq_create_queue(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqq_name_arg(fcinfo);
+	static SPIPlanPtr plan = NULL;
+	Datum		args[8];
+	char		nulls[8];
+	bool		is_unlogged;
+	bool		created;
+
+	for (int i = 1; i <= 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("option %d of create_queue must not be null", i + 1),
+					 errhint("Leave an option out to get its default.")));
+	mqq_check_options(name, fcinfo);
+	if (!PG_ARGISNULL(5) && PG_GETARG_TEXT_PP(5) != NULL &&
+		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(5)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid queue name \"\"")));
+	is_unlogged = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
+
+	mq_connect();
+	(void) mq_catalog_relid();
+	mqq_check_dlq_exists(fcinfo);
+	if (plan == NULL)
+	{
+		Oid			types[8] = {TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID,
+		TEXTOID, INTERVALOID, BOOLOID};
+
+		plan = mq_prepare(
+			"INSERT INTO mq.queue_catalog (queue, max_attempts, visibility_timeout,"
+			" retry_delay, retry_delay_max, dead_letter_queue, retention, unlogged)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+			" ON CONFLICT (queue) DO NOTHING RETURNING queue", 8, types);
+	}
+	args[0] = CStringGetTextDatum(name);
+	for (int i = 1; i < 8; i++)
+	{
+		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	nulls[0] = ' ';
+	nulls[7] = ' ';
+	args[7] = BoolGetDatum(is_unlogged);
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "mq: could not insert into the queue catalog");
+	created = (SPI_processed == 1);
+	if (created)
+	{
+		mqq_create_tables(name, is_unlogged);
+		mq_catalog_changed();
+	}
+	mq_finish();
+	PG_RETURN_BOOL(created);
+}
+
+Datum
+mq_alter_queue(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqq_name_arg(fcinfo);
+	static SPIPlanPtr plan = NULL;
+	Datum		args[8];
+	char		nulls[8];
+	MqQueue    *q;
+	bool		was_unlogged;
+
+	mqq_check_options(name, fcinfo);
+	mq_connect();
+	q = mq_queue_lookup(name, false);
+	was_unlogged = q->is_unlogged;
+	mqq_check_dlq_exists(fcinfo);
+
+	/*
+	 * NULL leaves an option as it is; '' removes the dead-letter queue and
+	 * '0' the retention.
+	 */
+	if (plan == NULL)
+	{
+		Oid			types[8] = {TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID,
+		TEXTOID, INTERVALOID, BOOLOID};
+
+		plan = mq_prepare(
+			"UPDATE mq.queue_catalog SET"
+			" max_attempts = COALESCE($2, max_attempts),"
+			" visibility_timeout = COALESCE($3, visibility_timeout),"
+			" retry_delay = COALESCE($4, retry_delay),"
+			" retry_delay_max = COALESCE($5, retry_delay_max),"
+			" dead_letter_queue = CASE WHEN $6 IS NULL THEN dead_letter_queue"
+			"   WHEN $6" OP("=") "'' THEN NULL ELSE $6 END,"
+			" retention = CASE WHEN $7 IS NULL THEN retention"
+			"   WHEN $7" OP("=") "'0'::pg_catalog.interval THEN NULL ELSE $7 END,"
+			" unlogged = COALESCE($8, unlogged)"
+			" WHERE queue" OP("=") "$1", 8, types);
+	}
+	args[0] = CStringGetTextDatum(name);
+	nulls[0] = ' ';
+	for (int i = 1; i < 8; i++)
+	{
+		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "mq: could not update the queue catalog");
+
+	if (!PG_ARGISNULL(7) && PG_GETARG_BOOL(7) != was_unlogged)
+	{
+		const char *to = PG_GETARG_BOOL(7) ? "UNLOGGED" : "LOGGED";
+
+		mqq_exec(psprintf("ALTER TABLE %s SET %s; ALTER TABLE %s SET %s",
+						  q->ready_table, to, q->wait_table, to), SPI_OK_UTILITY);
+	}
+	mq_catalog_changed();
+	mq_queue_cache_flush();
+	mq_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+mq_drop_queue(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqq_name_arg(fcinfo);
+	MqQueue    *q;
+	Oid			ready_relid;
+	char	   *lit;
+
+	mq_connect();
+	q = mq_queue_lookup(name, true);
+	if (q == NULL)
+	{
+		mq_finish();
+		PG_RETURN_BOOL(false);
+	}
+	ready_relid = q->ready_relid;
+	lit = quote_literal_cstr(name);
+	mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
+	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	mqq_exec(psprintf("DELETE FROM mq.dead_letters WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	mqq_exec(psprintf("DELETE FROM mq.archive WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	mqq_exec(psprintf("DELETE FROM mq.queue_totals WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	/* queues that dead-lettered into this one fall back to mq.dead_letters */
+	mqq_exec(psprintf("UPDATE mq.queue_catalog SET dead_letter_queue = NULL"
+					  " WHERE dead_letter_queue" OP("=") "%s", lit), SPI_OK_UPDATE);
+	mq_shared_forget_queue(ready_relid);
+	mq_catalog_changed();
+	mq_queue_cache_flush();
+	mq_finish();
+	PG_RETURN_BOOL(true);
+}
+
+Datum
+mq_purge_queue(PG_FUNCTION_ARGS)
+{
+	char	   *name = mqq_name_arg(fcinfo);
+	MqQueue    *q;
+	MqQueueShared *qs;
+	int64		n;
+
+	mq_connect();
+	q = mq_queue_lookup(name, false);
+	qs = mq_queue_shared(q);
+	mqq_exec(psprintf("DELETE FROM %s", q->ready_table), SPI_OK_DELETE);
+	n = (int64) SPI_processed;
+	mq_xact_deleted_ready(qs, 0, 0);
+	mqq_exec(psprintf("DELETE FROM %s", q->wait_table), SPI_OK_DELETE);
+	n += (int64) SPI_processed;
+	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s",
+					  quote_literal_cstr(name)), SPI_OK_DELETE);
+	mq_xact_gauges_unsure(qs, true);
+	mq_finish();
+	PG_RETURN_INT64(n);
+}

@@ -1,0 +1,362 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory of mq: one entry per queue (lane heads, counters, the
+ *	  earliest due time of its wait table) and one slot per backend saying
+ *	  the smallest seq its open transaction may still insert.
+ *
+ * All of it exists only when mq is in shared_preload_libraries; without it
+ * every caller falls back to plain scans and counts, which are correct but
+ * slower.  Nothing here is durable: after a restart heads start at zero and
+ * gauges are counted again from the tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "postmaster/autovacuum.h"
+#include "replication/walsender.h"
+#include "postmaster/bgworker_internals.h"
+#include "utils/hsearch.h"
+
+#include "mq.h"
+
+typedef struct MqSlot
+{
+	pg_atomic_uint32 dboid;
+	pg_atomic_uint64 min_seq;	/* PG_UINT64_MAX when nothing is pending */
+	pg_atomic_uint64 min_vt;	/* encoded; PG_UINT64_MAX when nothing */
+} MqSlot;
+
+typedef struct MqSharedState
+{
+	LWLock	   *lock;			/* protects the queue hash */
+	int			nslots;
+	MqSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} MqSharedState;
+
+extern int	mq_max_queues;
+
+static MqSharedState *mqs_state = NULL;
+static HTAB *mqs_queues = NULL;
+static MqSlot *mqs_my_slot = NULL;
+static bool mqs_slot_dirty = false;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type mqs_prev_request_hook = NULL;
+#endif
+static shmem_startup_hook_type mqs_prev_startup_hook = NULL;
+
+static int
+mqs_slot_count(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return MaxBackends + 1;
+#else
+	return MaxConnections + autovacuum_max_workers + 1 +
+		max_worker_processes + max_wal_senders + 1;
+#endif
+}
+
+static Size
+mqs_size(void)
+{
+	Size		size;
+
+	size = add_size(offsetof(MqSharedState, slots),
+					mul_size(mqs_slot_count(), sizeof(MqSlot)));
+	size = add_size(size, hash_estimate_size(mq_max_queues, sizeof(MqQueueShared)));
+	return size;
+}
+
+static void
+mqs_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (mqs_prev_request_hook)
+		mqs_prev_request_hook();
+#endif
+	RequestAddinShmemSpace(mqs_size());
+	RequestNamedLWLockTranche("mq", 1);
+}
+
+static void
+mqs_startup(void)
+{
+	bool		found;
+	HASHCTL		info;
+	int			nslots = mqs_slot_count();
+
+	if (mqs_prev_startup_hook)
+		mqs_prev_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	mqs_state = ShmemInitStruct("mq state",
+								add_size(offsetof(MqSharedState, slots),
+										 mul_size(nslots, sizeof(MqSlot))),
+								&found);
+	if (!found)
+	{
+		mqs_state->lock = &(GetNamedLWLockTranche("mq"))->lock;
+		mqs_state->nslots = nslots;
+		for (int i = 0; i < nslots; i++)
+		{
+			pg_atomic_init_u32(&mqs_state->slots[i].dboid, InvalidOid);
+			pg_atomic_init_u64(&mqs_state->slots[i].min_seq, PG_UINT64_MAX);
+			pg_atomic_init_u64(&mqs_state->slots[i].min_vt, PG_UINT64_MAX);
+		}
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(MqQueueKey);
+	info.entrysize = sizeof(MqQueueShared);
+	mqs_queues = ShmemInitHash("mq queues", mq_max_queues, mq_max_queues,
+							   &info, HASH_ELEM | HASH_BLOBS);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called from _PG_init while preloading. */
+void		mq_shmem_init(void);
+void
+mq_shmem_init(void)
+{
+#if PG_VERSION_NUM >= 150000
+	mqs_prev_request_hook = shmem_request_hook;
+	shmem_request_hook = mqs_request;
+#else
+	mqs_request();
+#endif
+	mqs_prev_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = mqs_startup;
+}
+
+bool
+mq_shmem_available(void)
+{
+	return mqs_state != NULL && mqs_queues != NULL;
+}
+
+/*
+ * The shared entry of a queue, created on first use.  Returns NULL without
+ * preload, or when mq.max_queues entries are in use (then the queue works
+ * without heads and counts its gauges by scanning).
+ */
+MqQueueShared *
+mq_shared_queue(Oid ready_relid, const char *name)
+{
+	MqQueueKey	key;
+	MqQueueShared *qs;
+	bool		found;
+
+	if (!mq_shmem_available())
+		return NULL;
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.ready_relid = ready_relid;
+
+	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	qs = hash_search(mqs_queues, &key, HASH_FIND, NULL);
+	LWLockRelease(mqs_state->lock);
+	if (qs)
+		return qs;
+
+	LWLockAcquire(mqs_state->lock, LW_EXCLUSIVE);
+	qs = hash_search(mqs_queues, &key, HASH_ENTER_NULL, &found);
+	if (qs && !found)
+	{
+		SpinLockInit(&qs->mutex);
+		qs->lanes_known = false;
+		qs->lanes_overflow = false;
+		qs->nlanes = 0;
+		pg_atomic_init_u64(&qs->max_seq, 0);
+		pg_atomic_init_u64(&qs->next_due, 0);	/* unknown: look once */
+		pg_atomic_init_u64(&qs->wait_low, 0);
+		pg_atomic_init_u64(&qs->promote_until, 0);
+		pg_atomic_init_u32(&qs->gauges_valid, 0);
+		pg_atomic_init_u32(&qs->totals_loaded, 0);
+		for (int i = 0; i < MQC_NUM; i++)
+			pg_atomic_init_u64(&qs->counters[i], 0);
+		strlcpy(qs->name, name, NAMEDATALEN);
+	}
+	LWLockRelease(mqs_state->lock);
+	if (qs == NULL)
+		ereport(WARNING,
+				(errmsg("mq shared memory is full, queue \"%s\" runs without it", name),
+				 errhint("Raise mq.max_queues.")));
+	return qs;
+}
+
+/*
+ * Drop the entry of a queue being dropped.  The caller holds an
+ * AccessExclusiveLock on the ready table, and every user of an entry holds
+ * a lock on it, so nobody else is looking at it.
+ */
+void
+mq_shared_forget_queue(Oid ready_relid)
+{
+	MqQueueKey	key;
+
+	if (!mq_shmem_available())
+		return;
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.ready_relid = ready_relid;
+	LWLockAcquire(mqs_state->lock, LW_EXCLUSIVE);
+	hash_search(mqs_queues, &key, HASH_REMOVE, NULL);
+	LWLockRelease(mqs_state->lock);
+}
+
+/* Shared entries of one database (for metrics and maintenance). */
+void
+mq_shared_collect(Oid dboid, List **entries)
+{
+	HASH_SEQ_STATUS status;
+	MqQueueShared *qs;
+
+	*entries = NIL;
+	if (!mq_shmem_available())
+		return;
+	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	hash_seq_init(&status, mqs_queues);
+	while ((qs = hash_seq_search(&status)) != NULL)
+		if (qs->key.dboid == dboid)
+			*entries = lappend(*entries, qs);
+	LWLockRelease(mqs_state->lock);
+}
+
+/* ---- per-backend slots --------------------------------------------- */
+
+static MqSlot *
+mqs_slot(void)
+{
+	int			idx;
+
+	if (mqs_my_slot)
+		return mqs_my_slot;
+#if PG_VERSION_NUM >= 170000
+	idx = MyProcNumber;
+#else
+	idx = MyBackendId;
+#endif
+	if (idx < 0 || idx >= mqs_state->nslots)
+		elog(ERROR, "mq: backend slot %d out of range", idx);
+	mqs_my_slot = &mqs_state->slots[idx];
+	return mqs_my_slot;
+}
+
+/*
+ * Before a transaction allocates a seq for a ready insert, it publishes a
+ * lower bound of that seq (the queue's max_seq, read now).  A consumer that
+ * moves a lane head forward never passes the smallest published bound, and
+ * never passes the max_seq it read before looking at the slots, so a row
+ * that is not yet committed can never end up behind a head.
+ */
+void
+mq_slot_note_insert(MqQueueShared *qs)
+{
+	MqSlot	   *slot;
+	uint64		bound;
+
+	if (qs == NULL || !mq_shmem_available())
+		return;
+	slot = mqs_slot();
+	bound = pg_atomic_read_u64(&qs->max_seq);
+	if (pg_atomic_read_u32(&slot->dboid) != MyDatabaseId)
+	{
+		pg_atomic_write_u32(&slot->dboid, MyDatabaseId);
+		pg_write_barrier();
+	}
+	if (bound < pg_atomic_read_u64(&slot->min_seq))
+		pg_atomic_write_u64(&slot->min_seq, bound);
+	mqs_slot_dirty = true;
+	pg_memory_barrier();
+}
+
+/*
+ * The same for the wait tables, in time: before a transaction writes a wait
+ * row it publishes the clock, and every vt it writes is later than that.  A
+ * promoter never moves a wait table's low mark past the smallest published
+ * clock, nor past the clock it read before looking at the slots.
+ */
+void
+mq_slot_note_wait(void)
+{
+	MqSlot	   *slot;
+	uint64		now;
+
+	if (!mq_shmem_available())
+		return;
+	slot = mqs_slot();
+	if (pg_atomic_read_u32(&slot->dboid) != MyDatabaseId)
+	{
+		pg_atomic_write_u32(&slot->dboid, MyDatabaseId);
+		pg_write_barrier();
+	}
+	if (pg_atomic_read_u64(&slot->min_vt) == PG_UINT64_MAX)
+	{
+		now = MQ_TS_ENCODE(GetCurrentTimestamp());
+		pg_atomic_write_u64(&slot->min_vt, now);
+	}
+	mqs_slot_dirty = true;
+	pg_memory_barrier();
+}
+
+/* At the end of the transaction: nothing of ours is pending any more. */
+void
+mq_slot_clear(void)
+{
+	MqSlot	   *slot;
+
+	if (!mqs_slot_dirty)
+		return;
+	pg_memory_barrier();
+	slot = mqs_slot();
+	pg_atomic_write_u64(&slot->min_seq, PG_UINT64_MAX);
+	pg_atomic_write_u64(&slot->min_vt, PG_UINT64_MAX);
+	mqs_slot_dirty = false;
+}
+
+TimestampTz
+mq_slots_min_vt(Oid dboid)
+{
+	uint64		result = PG_UINT64_MAX;
+
+	pg_memory_barrier();
+	for (int i = 0; i < mqs_state->nslots; i++)
+	{
+		MqSlot	   *slot = &mqs_state->slots[i];
+		uint64		v = pg_atomic_read_u64(&slot->min_vt);
+
+		if (v >= result)
+			continue;
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&slot->dboid) == dboid)
+			result = v;
+	}
+	return result == PG_UINT64_MAX ? DT_NOEND : MQ_TS_DECODE(result);
+}
+
+/* Smallest bound any open transaction of the database has published. */
+uint64
+mq_slots_min_seq(Oid dboid)
+{
+	uint64		result = PG_UINT64_MAX;
+
+	pg_memory_barrier();
+	for (int i = 0; i < mqs_state->nslots; i++)
+	{
+		MqSlot	   *slot = &mqs_state->slots[i];
+		uint64		v = pg_atomic_read_u64(&slot->min_seq);
+
+		if (v >= result)
+			continue;
+		pg_read_barrier();		/* dboid is written before min_seq */
+		if (pg_atomic_read_u32(&slot->dboid) == dboid)
+			result = v;
+	}
+	return result;
+}
