@@ -150,11 +150,14 @@ mq_create_queue(PG_FUNCTION_ARGS)
 	bool		is_unlogged;
 	bool		created;
 
+	static const char *const required[] = {NULL, "max_attempts", "visibility_timeout",
+	"retry_delay", "retry_delay_max"};
+
 	for (int i = 1; i <= 4; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("option %d of create_queue must not be null", i + 1),
+					 errmsg("%s must not be null", required[i]),
 					 errhint("Leave an option out to get its default.")));
 	mqq_check_options(name, fcinfo);
 	if (!PG_ARGISNULL(5) && PG_GETARG_TEXT_PP(5) != NULL &&
