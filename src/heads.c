@@ -134,6 +134,6 @@ mq_head_cap(MqQueueShared *qs)
 	uint64		pending;
 
 	pg_memory_barrier();
-	pending = mq_slots_min_seq(MyDatabaseId);
+	pending = mq_slots_min_seq(qs);
 	return Min(cap, pending);
 }

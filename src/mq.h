@@ -83,9 +83,9 @@ extern void mq_shared_collect(Oid dboid, List **entries);
 /* per-backend slot: smallest seq this transaction may still insert */
 extern void mq_slot_note_insert(MqQueueShared *qs);
 extern void mq_slot_clear(void);
-extern uint64 mq_slots_min_seq(Oid dboid);
-extern void mq_slot_note_wait(void);
-extern TimestampTz mq_slots_min_vt(Oid dboid);
+extern uint64 mq_slots_min_seq(MqQueueShared *qs);
+extern void mq_slot_note_wait(MqQueueShared *qs);
+extern TimestampTz mq_slots_min_vt(MqQueueShared *qs);
 
 /* timestamps kept in unsigned atomics, order preserved */
 #define MQ_TS_ENCODE(t) ((uint64) (t) ^ (UINT64CONST(1) << 63))

@@ -164,7 +164,7 @@ mq_promote_due(MqQueue *q, bool force)
 		while (more_ready);
 
 		/* the slots must be read before the probe takes its snapshot */
-		pending = qs ? mq_slots_min_vt(MyDatabaseId) : DT_NOEND;
+		pending = qs ? mq_slots_min_vt(qs) : DT_NOEND;
 		arg = TimestampTzGetDatum(low);
 		if (SPI_execute_plan(mq_queue_plan(q, MQP_NEXT_DUE), &arg, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read the next due time of \"%s\"", q->name);

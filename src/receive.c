@@ -155,7 +155,7 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 		mq_xact_count(qs, MQC_IN_FLIGHT, n);
 		if (n > 0)
 		{
-			mq_slot_note_wait();
+			mq_slot_note_wait(qs);
 			mq_note_due(q, qs, visible_at);
 		}
 	}

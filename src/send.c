@@ -121,7 +121,7 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	if (ready)
 		mq_slot_note_insert(qs);
 	else
-		mq_slot_note_wait();
+		mq_slot_note_wait(qs);
 	seq = mq_next_seq(ready ? qs : NULL);
 	if (fresh_id)
 		m->id = (int64) seq;

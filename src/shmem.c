@@ -29,6 +29,7 @@
 typedef struct MqSlot
 {
 	pg_atomic_uint32 dboid;
+	pg_atomic_uint32 relid;		/* the one queue written, or InvalidOid: any */
 	pg_atomic_uint64 min_seq;	/* PG_UINT64_MAX when nothing is pending */
 	pg_atomic_uint64 min_vt;	/* encoded; PG_UINT64_MAX when nothing */
 } MqSlot;
@@ -51,6 +52,8 @@ static bool mqs_slot_dirty = false;
 static shmem_request_hook_type mqs_prev_request_hook = NULL;
 #endif
 static shmem_startup_hook_type mqs_prev_startup_hook = NULL;
+
+static bool mqs_slot_covers(MqSlot *slot, MqQueueShared *qs);
 
 static int
 mqs_slot_count(void)
@@ -107,6 +110,7 @@ mqs_startup(void)
 		for (int i = 0; i < nslots; i++)
 		{
 			pg_atomic_init_u32(&mqs_state->slots[i].dboid, InvalidOid);
+			pg_atomic_init_u32(&mqs_state->slots[i].relid, InvalidOid);
 			pg_atomic_init_u64(&mqs_state->slots[i].min_seq, PG_UINT64_MAX);
 			pg_atomic_init_u64(&mqs_state->slots[i].min_vt, PG_UINT64_MAX);
 		}
@@ -249,6 +253,34 @@ mqs_slot(void)
 }
 
 /*
+ * Our slot, claimed for the queue of qs.  A slot names the one queue its
+ * transaction wrote to, so that an open transaction holds back only that
+ * queue's heads; a transaction that writes to a second queue turns it into
+ * "any queue".  The owner fields are written before the bounds, and readers
+ * read them after (barriers), so a reader that sees a bound sees its owner.
+ */
+static MqSlot *
+mqs_slot_for(MqQueueShared *qs)
+{
+	MqSlot	   *slot = mqs_slot();
+	bool		fresh = !mqs_slot_dirty;
+
+	if (fresh || pg_atomic_read_u32(&slot->dboid) != MyDatabaseId)
+	{
+		pg_atomic_write_u32(&slot->dboid, MyDatabaseId);
+		pg_atomic_write_u32(&slot->relid, qs->key.ready_relid);
+		pg_write_barrier();
+	}
+	else if (pg_atomic_read_u32(&slot->relid) != qs->key.ready_relid)
+	{
+		pg_atomic_write_u32(&slot->relid, InvalidOid);
+		pg_write_barrier();
+	}
+	mqs_slot_dirty = true;
+	return slot;
+}
+
+/*
  * Before a transaction allocates a seq for a ready insert, it publishes a
  * lower bound of that seq (the queue's max_seq, read now).  A consumer that
  * moves a lane head forward never passes the smallest published bound, and
@@ -261,18 +293,12 @@ mq_slot_note_insert(MqQueueShared *qs)
 	MqSlot	   *slot;
 	uint64		bound;
 
-	if (qs == NULL || !mq_shmem_available())
+	if (qs == NULL)
 		return;
-	slot = mqs_slot();
+	slot = mqs_slot_for(qs);
 	bound = pg_atomic_read_u64(&qs->max_seq);
-	if (pg_atomic_read_u32(&slot->dboid) != MyDatabaseId)
-	{
-		pg_atomic_write_u32(&slot->dboid, MyDatabaseId);
-		pg_write_barrier();
-	}
 	if (bound < pg_atomic_read_u64(&slot->min_seq))
 		pg_atomic_write_u64(&slot->min_seq, bound);
-	mqs_slot_dirty = true;
 	pg_memory_barrier();
 }
 
@@ -283,25 +309,15 @@ mq_slot_note_insert(MqQueueShared *qs)
  * clock, nor past the clock it read before looking at the slots.
  */
 void
-mq_slot_note_wait(void)
+mq_slot_note_wait(MqQueueShared *qs)
 {
 	MqSlot	   *slot;
-	uint64		now;
 
-	if (!mq_shmem_available())
+	if (qs == NULL)
 		return;
-	slot = mqs_slot();
-	if (pg_atomic_read_u32(&slot->dboid) != MyDatabaseId)
-	{
-		pg_atomic_write_u32(&slot->dboid, MyDatabaseId);
-		pg_write_barrier();
-	}
+	slot = mqs_slot_for(qs);
 	if (pg_atomic_read_u64(&slot->min_vt) == PG_UINT64_MAX)
-	{
-		now = MQ_TS_ENCODE(GetCurrentTimestamp());
-		pg_atomic_write_u64(&slot->min_vt, now);
-	}
-	mqs_slot_dirty = true;
+		pg_atomic_write_u64(&slot->min_vt, MQ_TS_ENCODE(GetCurrentTimestamp()));
 	pg_memory_barrier();
 }
 
@@ -321,7 +337,7 @@ mq_slot_clear(void)
 }
 
 TimestampTz
-mq_slots_min_vt(Oid dboid)
+mq_slots_min_vt(MqQueueShared *qs)
 {
 	uint64		result = PG_UINT64_MAX;
 
@@ -331,18 +347,27 @@ mq_slots_min_vt(Oid dboid)
 		MqSlot	   *slot = &mqs_state->slots[i];
 		uint64		v = pg_atomic_read_u64(&slot->min_vt);
 
-		if (v >= result)
-			continue;
-		pg_read_barrier();
-		if (pg_atomic_read_u32(&slot->dboid) == dboid)
+		if (v < result && mqs_slot_covers(slot, qs))
 			result = v;
 	}
 	return result == PG_UINT64_MAX ? DT_NOEND : MQ_TS_DECODE(result);
 }
 
 /* Smallest bound any open transaction of the database has published. */
+static bool
+mqs_slot_covers(MqSlot *slot, MqQueueShared *qs)
+{
+	Oid			relid;
+
+	pg_read_barrier();			/* owner fields are written before bounds */
+	if (pg_atomic_read_u32(&slot->dboid) != qs->key.dboid)
+		return false;
+	relid = pg_atomic_read_u32(&slot->relid);
+	return relid == InvalidOid || relid == qs->key.ready_relid;
+}
+
 uint64
-mq_slots_min_seq(Oid dboid)
+mq_slots_min_seq(MqQueueShared *qs)
 {
 	uint64		result = PG_UINT64_MAX;
 
@@ -352,10 +377,7 @@ mq_slots_min_seq(Oid dboid)
 		MqSlot	   *slot = &mqs_state->slots[i];
 		uint64		v = pg_atomic_read_u64(&slot->min_seq);
 
-		if (v >= result)
-			continue;
-		pg_read_barrier();		/* dboid is written before min_seq */
-		if (pg_atomic_read_u32(&slot->dboid) == dboid)
+		if (v < result && mqs_slot_covers(slot, qs))
 			result = v;
 	}
 	return result;
