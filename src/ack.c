@@ -188,11 +188,11 @@ mq_nack(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		TimestampTz vt = mq_add_interval(mq_now(), delay ? delay : mq_backoff(q, attempt));
+		TimestampTz vt = mq_add_interval(mq_slot_note_wait(qs),
+										 delay ? delay : mq_backoff(q, attempt));
 		Datum		args[3] = {arg, TimestampTzGetDatum(vt), PointerGetDatum(error)};
 		char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
 
-		mq_slot_note_wait(qs);
 		if (SPI_execute_plan(mq_queue_plan(q, MQP_RETRY), args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "mq: nack failed");
 		mq_note_due(q, qs, vt);
@@ -221,10 +221,9 @@ mq_extend(PG_FUNCTION_ARGS)
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	until = mq_add_interval(mq_now(), vt);
+	until = mq_add_interval(mq_slot_note_wait(mq_queue_shared(q)), vt);
 	args[0] = Int64GetDatum(id);
 	args[1] = TimestampTzGetDatum(until);
-	mq_slot_note_wait(mq_queue_shared(q));
 	if (SPI_execute_plan(mq_queue_plan(q, MQP_EXTEND), args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "mq: extend failed");
 	if (SPI_processed == 0)

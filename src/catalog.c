@@ -521,9 +521,11 @@ mqc_plan_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_NEXT_DUE:
 			appendStringInfo(&sql,
-							 "SELECT vt FROM %s WHERE vt" OP(">=") "$1 ORDER BY vt LIMIT 1", W);
-			*nargs = 1;
+							 "SELECT vt FROM %s WHERE vt" OP(">=") "$1 AND vt" OP("<=") "$2"
+							 " ORDER BY vt LIMIT 1", W);
+			*nargs = 2;
 			types[0] = TIMESTAMPTZOID;
+			types[1] = TIMESTAMPTZOID;
 			break;
 		case MQP_LANES:
 			appendStringInfo(&sql,

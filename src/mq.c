@@ -35,6 +35,7 @@ typedef struct MqXactLease
 	uint64		max_seq;		/* largest seq leased */
 	uint64		generation;		/* lane generation read before the scan */
 	uint64		cap;			/* head may not pass this */
+	int			nscans;			/* lane scans begun in this transaction */
 	bool		advance;		/* move the head at commit */
 } MqXactLease;
 
@@ -42,8 +43,10 @@ typedef struct MqXactQueue
 {
 	MqQueueShared *qs;
 	int64		deltas[MQC_NUM];
-	bool		gauges_unsure;	/* a subtransaction rolled back */
+	bool		gauges_unsure;	/* gauges were counted with our deltas in */
 	bool		promoted;
+	bool		wrote_wait;		/* wrote wait rows: note due_min at commit */
+	TimestampTz due_min;
 	TimestampTz wait_low;		/* move the wait table's low mark at commit */
 	bool		deleted_ready;
 	bool		all_lanes_back; /* at abort, every lane head goes to zero */
@@ -52,6 +55,20 @@ typedef struct MqXactQueue
 } MqXactQueue;
 
 static List *mqx_queues = NIL;	/* of MqXactQueue *, in TopTransactionContext */
+
+/*
+ * Counter deltas as they stood when a subtransaction began, so that its
+ * rollback can restore them.  Queues first touched inside it (index >=
+ * nqueues) go back to zero.
+ */
+typedef struct MqSubSave
+{
+	SubTransactionId subid;
+	int			nqueues;
+	int64	   *deltas;			/* nqueues * MQC_NUM */
+} MqSubSave;
+
+static List *mqx_subsaves = NIL;	/* stack, innermost last */
 
 static MqXactQueue *
 mqx_entry(MqQueueShared *qs)
@@ -93,18 +110,20 @@ mqx_lease(MqXactQueue *xq, int32 priority)
 	xq->leases[xq->nleases].priority = priority;
 	xq->leases[xq->nleases].min_seq = PG_UINT64_MAX;
 	xq->leases[xq->nleases].max_seq = 0;
+	xq->leases[xq->nleases].nscans = 0;
 	xq->leases[xq->nleases].advance = false;
 	return &xq->leases[xq->nleases++];
 }
 
 /*
- * Rows of one lane were moved out of the ready table by a scan that began
- * at the lane's head.  At commit the head may move past them (see
- * mqx_commit); at abort it moves back to min_seq.
+ * A scan of one lane from its head is about to delete ready rows.  This is
+ * recorded before the scan runs: should the statement fail after locking
+ * rows (a cancel, a deadlock, a unique violation), the abort must still move
+ * the head back to where the scan began.
  */
 void
-mq_xact_leased(MqQueueShared *qs, int32 priority, uint64 min_seq, uint64 max_seq,
-			   uint64 generation, uint64 cap)
+mq_xact_lane_scan_begin(MqQueueShared *qs, int32 priority, uint64 head,
+						uint64 generation, uint64 cap)
 {
 	MqXactQueue *xq;
 	MqXactLease *l;
@@ -120,17 +139,33 @@ mq_xact_leased(MqQueueShared *qs, int32 priority, uint64 min_seq, uint64 max_seq
 		mq_xact_deleted_ready(qs, priority, 0);
 		return;
 	}
-	if (l->max_seq == 0 && l->min_seq == PG_UINT64_MAX)
+	l->min_seq = Min(l->min_seq, head);
+	if (++l->nscans == 1)
 	{
-		/* first scan of this lane in this transaction decides the advance */
-		l->advance = true;
 		l->generation = generation;
 		l->cap = cap;
 	}
-	else
-		l->advance = false;		/* a second scan saw our own deletions */
-	l->min_seq = Min(l->min_seq, min_seq);
+	l->advance = false;
+}
+
+/*
+ * The scan begun above took rows up to max_seq.  Only the first scan of a
+ * lane in a transaction may move its head at commit: a later one did not
+ * see the rows the earlier one deleted, which are not dead before commit.
+ */
+void
+mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_seq)
+{
+	MqXactQueue *xq;
+	MqXactLease *l;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (xq->all_lanes_back || (l = mqx_lease(xq, priority)) == NULL)
+		return;
 	l->max_seq = Max(l->max_seq, max_seq);
+	l->advance = (l->nscans == 1);
 }
 
 /*
@@ -200,6 +235,20 @@ mq_xact_deleted_from(MqQueueShared *qs)
 	return false;
 }
 
+/* A wait row with this vt was written: next_due must not stay later. */
+void
+mq_xact_note_due(MqQueueShared *qs, TimestampTz vt)
+{
+	MqXactQueue *xq;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (!xq->wrote_wait || vt < xq->due_min)
+		xq->due_min = vt;
+	xq->wrote_wait = true;
+}
+
 void
 mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low)
 {
@@ -255,6 +304,13 @@ mqx_commit(MqXactQueue *xq)
 	}
 	if (xq->gauges_unsure)
 		pg_atomic_write_u32(&qs->gauges_valid, 0);
+
+	/*
+	 * A promotion that ran while our wait rows were invisible to it may
+	 * have set next_due later than them; now they are visible.
+	 */
+	if (xq->wrote_wait)
+		mq_note_due(NULL, qs, xq->due_min);
 
 	if (xq->promoted && !xq->gauges_unsure)
 	{
@@ -326,6 +382,7 @@ mqx_callback(XactEvent event, void *arg)
 			foreach(lc, mqx_queues)
 				mqx_commit(lfirst(lc));
 			mqx_queues = NIL;
+			mqx_subsaves = NIL;
 			mq_slot_clear();
 			break;
 		case XACT_EVENT_ABORT:
@@ -333,6 +390,7 @@ mqx_callback(XactEvent event, void *arg)
 			foreach(lc, mqx_queues)
 				mqx_abort(lfirst(lc));
 			mqx_queues = NIL;
+			mqx_subsaves = NIL;
 			mq_slot_clear();
 			break;
 		default:
@@ -340,32 +398,92 @@ mqx_callback(XactEvent event, void *arg)
 	}
 }
 
-/*
- * A rolled-back subtransaction brings back rows it deleted: move heads back
- * now and count the gauges again later rather than track deltas per level.
- */
 static void
-mqx_subcallback(SubXactEvent event, SubTransactionId mySubid,
-				SubTransactionId parentSubid, void *arg)
+mqx_sub_start(SubTransactionId subid)
 {
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	MqSubSave  *save = palloc(sizeof(MqSubSave));
 	ListCell   *lc;
+	int			i = 0;
 
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
+	save->subid = subid;
+	save->nqueues = list_length(mqx_queues);
+	save->deltas = save->nqueues ? palloc(sizeof(int64) * MQC_NUM * save->nqueues) : NULL;
 	foreach(lc, mqx_queues)
 	{
 		MqXactQueue *xq = lfirst(lc);
 
+		memcpy(&save->deltas[MQC_NUM * i++], xq->deltas, sizeof(xq->deltas));
+	}
+	mqx_subsaves = lappend(mqx_subsaves, save);
+	MemoryContextSwitchTo(old);
+}
+
+/* Pop the save of subid (and any inner ones left by an error). */
+static MqSubSave *
+mqx_sub_pop(SubTransactionId subid)
+{
+	while (mqx_subsaves != NIL)
+	{
+		MqSubSave  *save = llast(mqx_subsaves);
+
+		mqx_subsaves = list_delete_last(mqx_subsaves);
+		if (save->subid == subid)
+			return save;
+	}
+	return NULL;
+}
+
+/*
+ * A rolled-back subtransaction brings back rows it deleted and undoes what
+ * it counted.  Heads move back now, and no head moves at commit: the lane
+ * scans recorded may have seen rows that are live again.
+ */
+static void
+mqx_sub_abort(SubTransactionId subid)
+{
+	MqSubSave  *save = mqx_sub_pop(subid);
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		if (save && i < save->nqueues)
+			memcpy(xq->deltas, &save->deltas[MQC_NUM * i], sizeof(xq->deltas));
+		else
+			memset(xq->deltas, 0, sizeof(xq->deltas));
+		i++;
 		if (xq->deleted_ready)
 			mqx_move_heads_back(xq);
-		for (int i = 0; i < xq->nleases; i++)
-			xq->leases[i].advance = false;
-		xq->gauges_unsure = true;
+		for (int j = 0; j < xq->nleases; j++)
+			xq->leases[j].advance = false;
 		if (xq->promoted)
 		{
 			pg_atomic_write_u64(&xq->qs->next_due, 0);
 			xq->wait_low = DT_NOBEGIN;	/* no advance at commit */
 		}
+	}
+}
+
+static void
+mqx_subcallback(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			mqx_sub_start(mySubid);
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			(void) mqx_sub_pop(mySubid);
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			mqx_sub_abort(mySubid);
+			break;
+		default:
+			break;
 	}
 }
 

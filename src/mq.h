@@ -84,7 +84,7 @@ extern void mq_shared_collect(Oid dboid, List **entries);
 extern void mq_slot_note_insert(MqQueueShared *qs);
 extern void mq_slot_clear(void);
 extern uint64 mq_slots_min_seq(MqQueueShared *qs);
-extern void mq_slot_note_wait(MqQueueShared *qs);
+extern TimestampTz mq_slot_note_wait(MqQueueShared *qs);
 extern TimestampTz mq_slots_min_vt(MqQueueShared *qs);
 
 /* timestamps kept in unsigned atomics, order preserved */
@@ -152,8 +152,10 @@ extern List *mq_all_queue_names(void);
 /* ---- transaction state (mq.c) --------------------------------------- */
 
 extern void mq_xact_count(MqQueueShared *qs, MqCounter c, int64 delta);
-extern void mq_xact_leased(MqQueueShared *qs, int32 priority, uint64 min_seq,
-						   uint64 max_seq, uint64 generation, uint64 cap);
+extern void mq_xact_lane_scan_begin(MqQueueShared *qs, int32 priority, uint64 head,
+									uint64 generation, uint64 cap);
+extern void mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_seq);
+extern void mq_xact_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_xact_deleted_ready(MqQueueShared *qs, int32 priority, uint64 min_seq);
 extern void mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low);
 extern bool mq_xact_deleted_from(MqQueueShared *qs);

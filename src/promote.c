@@ -7,9 +7,11 @@
  *
  * Receive runs this before it dequeues, so delivery is right without the
  * worker; the shared next_due time makes that free while nothing is due.
- * Scans start at the wait table's low mark, moved forward at commit under
- * the same kind of rule as the ready heads (src/shmem.c), so they do not
- * walk old dead entries either.
+ * Every scan of the vt index is bounded on both sides: below by the wait
+ * table's low mark (moved forward at commit under the same kind of rule as
+ * the ready heads, src/shmem.c), above by now plus a short window.  So no
+ * scan walks the dead entries of leases acked long ago, nor those of
+ * leases that would only end far in the future.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +27,7 @@
 #define MQ_PROMOTE_BATCH 1000
 #define MQ_BUSY_RETRY_MS 100		/* a due row is locked: look again then */
 #define MQ_PROMOTE_CLAIM_MS 10000	/* a promoter that died lets go by then */
+#define MQ_PROMOTE_WINDOW_MS 1000	/* how far ahead a promotion looks */
 
 /* Expired leases: back off, or dead-letter.  Returns rows handled. */
 static int64
@@ -67,6 +70,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 
 			if (SPI_execute_plan(mq_queue_plan(q, MQP_RETRY), rargs, rnulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "mq: could not schedule retry of message " INT64_FORMAT, id);
+			mq_note_due(q, qs, retry_at);
 			mq_xact_count(qs, MQC_DELAYED, 1);
 		}
 	}
@@ -153,7 +157,8 @@ mq_promote_due(MqQueue *q, bool force)
 	{
 		bool		more_ready;
 		TimestampTz pending;
-		Datum		arg;
+		TimestampTz horizon;
+		Datum		args[2];
 		bool		isnull;
 
 		do
@@ -163,23 +168,38 @@ mq_promote_due(MqQueue *q, bool force)
 			handled += mqp_ready(q, qs, low, now, &more_ready);
 		while (more_ready);
 
-		/* the slots must be read before the probe takes its snapshot */
+		/*
+		 * The first wait row at or after the low mark, up to the window's
+		 * end, locked or not.  The slots must be read before the probe takes
+		 * its snapshot.
+		 */
+		horizon = TimestampTzPlusMilliseconds(now, MQ_PROMOTE_WINDOW_MS);
 		pending = qs ? mq_slots_min_vt(qs) : DT_NOEND;
-		arg = TimestampTzGetDatum(low);
-		if (SPI_execute_plan(mq_queue_plan(q, MQP_NEXT_DUE), &arg, NULL, true, 1) != SPI_OK_SELECT)
+		args[0] = TimestampTzGetDatum(low);
+		args[1] = TimestampTzGetDatum(horizon);
+		if (SPI_execute_plan(mq_queue_plan(q, MQP_NEXT_DUE), args, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read the next due time of \"%s\"", q->name);
 		if (SPI_processed == 1)
 			next = DatumGetTimestampTz(mq_spi_get(0, 1, &isnull));
 
 		if (qs)
 		{
-			TimestampTz due = next;
+			TimestampTz due;
 			uint64		target;
 			uint64		cur;
 
-			/* a due row we could not lock (being acked): look again soon */
-			if (due <= now)
+			/*
+			 * Look again at the first row, at the window's end if there is
+			 * none, or soon if a due row was locked by someone else (an ack
+			 * in progress, most likely).  Rows written by transactions still
+			 * open lower next_due themselves when they commit.
+			 */
+			if (next == DT_NOEND)
+				due = horizon;
+			else if (next <= now)
 				due = TimestampTzPlusMilliseconds(now, MQ_BUSY_RETRY_MS);
+			else
+				due = next;
 			target = MQ_TS_ENCODE(due);
 			cur = pg_atomic_read_u64(&qs->next_due);
 			while (target < cur &&

@@ -108,13 +108,14 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			Datum		args[4];
 			int			rc;
 			int			first = n;
-			uint64		min_seq = PG_UINT64_MAX,
-						max_seq = 0;
+			uint64		max_seq = 0;
 
 			args[0] = Int32GetDatum(quantity - n);
 			args[1] = TimestampTzGetDatum(visible_at);
 			args[2] = Int32GetDatum(lanes[i].priority);
 			args[3] = Int64GetDatum((int64) lanes[i].head);
+			mq_xact_lane_scan_begin(qs, lanes[i].priority, lanes[i].head,
+									lanes[i].generation, cap);
 			rc = SPI_execute_plan(plan, args, NULL, false, 0);
 			if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
 				elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
@@ -123,12 +124,8 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 				continue;
 			n = mqr_collect(taken, n, mcxt);
 			for (int j = first; j < n; j++)
-			{
-				min_seq = Min(min_seq, (uint64) taken[j].seq);
 				max_seq = Max(max_seq, (uint64) taken[j].seq);
-			}
-			mq_xact_leased(qs, lanes[i].priority, min_seq, max_seq,
-						   lanes[i].generation, cap);
+			mq_xact_lane_scan_end(qs, lanes[i].priority, max_seq);
 		}
 	}
 	else
@@ -138,15 +135,14 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 
 		args[0] = Int32GetDatum(quantity);
 		args[1] = TimestampTzGetDatum(visible_at);
+		/* no heads to keep: any abort sends every lane back to the start */
+		mq_xact_deleted_ready(qs, 0, 0);
 		rc = SPI_execute_plan(mq_queue_plan(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY),
 							  args, NULL, false, 0);
 		if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
 			elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
 				 SPI_result_code_string(rc));
 		n = mqr_collect(taken, 0, mcxt);
-		for (int j = 0; j < n; j++)
-			mq_xact_deleted_ready(qs, taken[j].priority,
-								  qs && qs->lanes_overflow ? 0 : (uint64) taken[j].seq);
 	}
 
 	mq_xact_count(qs, MQC_READY, -n);
@@ -154,10 +150,7 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 	{
 		mq_xact_count(qs, MQC_IN_FLIGHT, n);
 		if (n > 0)
-		{
-			mq_slot_note_wait(qs);
 			mq_note_due(q, qs, visible_at);
-		}
 	}
 	else
 		mq_xact_count(qs, MQC_TOTAL_ACKED, n);
@@ -300,6 +293,9 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	q = mq_queue_lookup(name, false);
 	mq_promote_due(q, false);
 
+	/* leases are wait rows: publish the clock before computing their vt */
+	if (lease)
+		(void) mq_slot_note_wait(mq_queue_shared(q));
 	now = mq_now();
 	taken = MemoryContextAlloc(mcxt, sizeof(MqTaken) * quantity);
 	n = mqr_take(q, lease, quantity,

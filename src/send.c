@@ -31,7 +31,10 @@ mq_queue_shared(MqQueue *q)
 	return mq_shared_queue(q->ready_relid, q->name);
 }
 
-/* A wait row with this vt exists (or may): promotion must look by then. */
+/*
+ * A wait row with this vt exists (or will at commit): promotion must look
+ * by then.  Noted now and again at commit (src/mq.c).
+ */
 void
 mq_note_due(MqQueue *q, MqQueueShared *qs, TimestampTz vt)
 {
@@ -40,6 +43,8 @@ mq_note_due(MqQueue *q, MqQueueShared *qs, TimestampTz vt)
 
 	if (qs == NULL)
 		return;
+	if (q != NULL)
+		mq_xact_note_due(qs, vt);
 	cur = pg_atomic_read_u64(&qs->next_due);
 	while (target < cur &&
 		   !pg_atomic_compare_exchange_u64(&qs->next_due, &cur, target))
@@ -117,11 +122,15 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	if (duplicate)
 		*duplicate = false;
 
-	/* publish what we are about to insert before the seq exists */
+	/*
+	 * Publish what we are about to insert before it exists: a lower bound of
+	 * its seq, or of its vt.  A delay that ends before the clock we publish
+	 * makes the message ready now.
+	 */
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
 	if (ready)
 		mq_slot_note_insert(qs);
-	else
-		mq_slot_note_wait(qs);
 	seq = mq_next_seq(ready ? qs : NULL);
 	if (fresh_id)
 		m->id = (int64) seq;

@@ -304,21 +304,24 @@ mq_slot_note_insert(MqQueueShared *qs)
 
 /*
  * The same for the wait tables, in time: before a transaction writes a wait
- * row it publishes the clock, and every vt it writes is later than that.  A
+ * row it publishes the clock, and every vt it writes is later than that
+ * (callers compute vt from the clock returned, or later).  A
  * promoter never moves a wait table's low mark past the smallest published
  * clock, nor past the clock it read before looking at the slots.
  */
-void
+TimestampTz
 mq_slot_note_wait(MqQueueShared *qs)
 {
 	MqSlot	   *slot;
+	TimestampTz now = GetCurrentTimestamp();
 
 	if (qs == NULL)
-		return;
+		return now;
 	slot = mqs_slot_for(qs);
 	if (pg_atomic_read_u64(&slot->min_vt) == PG_UINT64_MAX)
-		pg_atomic_write_u64(&slot->min_vt, MQ_TS_ENCODE(GetCurrentTimestamp()));
+		pg_atomic_write_u64(&slot->min_vt, MQ_TS_ENCODE(now));
 	pg_memory_barrier();
+	return now;
 }
 
 /* At the end of the transaction: nothing of ours is pending any more. */

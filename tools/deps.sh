@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# tools/deps.sh: check for, and as root install, what building and testing mq
+# needs on Debian 12 with the postgresql-15 package.
+#
+#   bash tools/deps.sh [build|test]    run directly (default: test = all)
+#   . tools/deps.sh && mq_deps build   from the other scripts
+#
+# What is missing is found by looking for files (pg_config, pgxs.mk,
+# pg_regress, ..., pgtap.control, IPC::Run), never by guessing.  As root
+# the missing packages are installed with apt-get (after one `apt-get
+# update`); otherwise the exact sudo command is printed and the check fails.
+#
+# On success these are set and exported:
+#   PG_CONFIG   (default /usr/lib/postgresql/15/bin/pg_config; /usr/bin/pg_config
+#                can be libpq-dev's, which knows nothing about PGXS)
+#   PG_BINDIR   $(pg_config --bindir), put first in PATH
+#   PGXS_DIR    $(pg_config --pkglibdir)/pgxs
+
+MQ_PG_MAJOR=15
+
+# Packages that are missing for $1 (build|test), one per line.
+mq_deps_missing() {
+    local what=$1 pkglibdir includedir sharedir
+    local server_dev=postgresql-server-dev-$MQ_PG_MAJOR
+    if [ ! -x "$PG_CONFIG" ]; then
+        # /usr/lib/postgresql/15/bin/pg_config comes with postgresql-client-15,
+        # a dependency of the server-dev package.
+        echo "$server_dev"
+        pkglibdir=/usr/lib/postgresql/$MQ_PG_MAJOR/lib
+        includedir=/usr/include/postgresql/$MQ_PG_MAJOR/server
+        sharedir=/usr/share/postgresql/$MQ_PG_MAJOR
+    else
+        pkglibdir=$("$PG_CONFIG" --pkglibdir)
+        includedir=$("$PG_CONFIG" --includedir-server)
+        sharedir=$("$PG_CONFIG" --sharedir)
+        local f need=
+        for f in "$pkglibdir/pgxs/src/makefiles/pgxs.mk" \
+                 "$pkglibdir/pgxs/src/test/regress/pg_regress" \
+                 "$pkglibdir/pgxs/src/test/isolation/pg_isolation_regress" \
+                 "$pkglibdir/pgxs/src/test/isolation/isolationtester" \
+                 "$pkglibdir/pgxs/src/test/perl/PostgreSQL/Test/Cluster.pm" \
+                 "$pkglibdir/pgxs/src/test/perl/PostgreSQL/Test/Utils.pm" \
+                 "$includedir/postgres.h"; do
+            [ -e "$f" ] || need=1
+        done
+        [ -z "$need" ] || echo "$server_dev"
+    fi
+    command -v make >/dev/null 2>&1 || echo make
+    command -v gcc >/dev/null 2>&1 || echo gcc
+    [ -e /usr/include/stdio.h ] || echo libc6-dev
+    if [ "$what" = test ]; then
+        { command -v perl && command -v prove; } >/dev/null 2>&1 || echo perl
+        if ! command -v perl >/dev/null 2>&1 || ! perl -MIPC::Run -e 1 >/dev/null 2>&1; then
+            echo libipc-run-perl
+        fi
+        [ -e "$sharedir/extension/pgtap.control" ] || echo "postgresql-$MQ_PG_MAJOR-pgtap"
+    fi
+}
+
+mq_deps() {
+    local what=${1:-test}
+    case $what in build|test) ;; *) echo "usage: deps.sh [build|test]" >&2; return 2;; esac
+
+    PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$MQ_PG_MAJOR/bin/pg_config}
+    case $PG_CONFIG in
+        */*) ;;
+        *) PG_CONFIG=$(command -v "$PG_CONFIG" || echo "/nonexistent/$PG_CONFIG") ;;
+    esac
+
+    local -a missing
+    mapfile -t missing < <(mq_deps_missing "$what")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "deps: missing packages: ${missing[*]}" >&2
+            echo "deps: as a user with sudo rights, run:" >&2
+            echo "sudo apt-get install -y ${missing[*]}"
+            echo "deps: (if apt cannot find them, run 'sudo apt-get update' first)" >&2
+            return 1
+        fi
+        echo "deps: installing ${missing[*]}"
+        local -a apt_opts=(-o DPkg::Lock::Timeout=300 -o APT::Get::Assume-Yes=true)
+        if ! DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update -q \
+            || ! DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -q "${missing[@]}"
+        then
+            echo "deps: apt-get failed" >&2
+            return 1
+        fi
+        mapfile -t missing < <(mq_deps_missing "$what")
+        if [ "${#missing[@]}" -gt 0 ]; then
+            echo "deps: still missing after apt-get install (for PG_CONFIG=$PG_CONFIG): ${missing[*]}" >&2
+            return 1
+        fi
+    fi
+
+    local pgxs
+    pgxs=$("$PG_CONFIG" --pgxs 2>/dev/null) || pgxs=
+    if [ -z "$pgxs" ] || [ ! -f "$pgxs" ]; then
+        echo "deps: $PG_CONFIG has no PGXS makefile (${pgxs:-none}); use the versioned pg_config, e.g. PG_CONFIG=/usr/lib/postgresql/$MQ_PG_MAJOR/bin/pg_config" >&2
+        return 1
+    fi
+    local version
+    version=$("$PG_CONFIG" --version)
+    case $version in
+        "PostgreSQL $MQ_PG_MAJOR".*|"PostgreSQL $MQ_PG_MAJOR") ;;
+        *) echo "deps: warning: $PG_CONFIG reports '$version', mq targets PostgreSQL $MQ_PG_MAJOR" >&2 ;;
+    esac
+    PG_BINDIR=$("$PG_CONFIG" --bindir)
+    PGXS_DIR=$("$PG_CONFIG" --pkglibdir)/pgxs
+    PATH=$PG_BINDIR:$PATH
+    export PG_CONFIG PG_BINDIR PGXS_DIR PATH
+    return 0
+}
+
+# Run directly (not sourced).
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -u
+    mq_deps "$@" || exit 1
+    echo "deps: all present (PG_CONFIG=$PG_CONFIG)"
+fi
