@@ -9,7 +9,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "utils/lsyscache.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -94,6 +101,25 @@ mqq_check_dlq_exists(FunctionCallInfo fcinfo)
 		(void) mq_queue_lookup(dlq, false);
 }
 
+/*
+ * Queue tables are not members of the extension, so that pg_dump dumps them
+ * with their data; an automatic dependency still lets DROP EXTENSION mq
+ * remove them without CASCADE.
+ */
+static void
+mqq_depend_on_extension(const char *prefix, const char *name)
+{
+	ObjectAddress table;
+	ObjectAddress ext;
+	char		rel[NAMEDATALEN];
+
+	snprintf(rel, sizeof(rel), "%s%s", prefix, name);
+	ObjectAddressSet(table, RelationRelationId,
+					 get_relname_relid(rel, get_namespace_oid("mq", false)));
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("mq", false));
+	recordDependencyOn(&table, &ext, DEPENDENCY_AUTO);
+}
+
 static void
 mqq_create_tables(const char *name, bool is_unlogged)
 {
@@ -138,6 +164,9 @@ mqq_create_tables(const char *name, bool is_unlogged)
 					 kind, W, cols,
 					 quote_identifier(psprintf("w_%s_vt", name)), W);
 	mqq_exec(sql.data, SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	mqq_depend_on_extension("q_", name);
+	mqq_depend_on_extension("w_", name);
 }
 
 Datum
