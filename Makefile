@@ -21,7 +21,10 @@ OBJS = \
 	src/deadletter.o \
 	src/promote.o \
 	src/metrics.o \
-	src/maintain.o
+	src/maintain.o \
+	src/notify.o \
+	src/wait.o \
+	src/worker.o
 
 DATA = sql/mq--0.1.sql
 
@@ -29,7 +32,7 @@ REGRESS = queues send receive ack_nack deadletter metrics errors
 REGRESS_OPTS = --temp-config=$(srcdir)/test/mq.conf --temp-instance=tmp_check_regress --inputdir=$(srcdir)
 
 PG_CONFIG ?= pg_config
-PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Werror
+PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Wno-clobbered -Werror
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

@@ -214,6 +214,26 @@ CREATE FUNCTION mq.maintain()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mq_maintain' LANGUAGE C VOLATILE;
 
+-- Background workers --------------------------------------------------------
+
+CREATE FUNCTION mq._workers(
+    OUT database text, OUT pid integer, OUT started_at timestamptz,
+    OUT last_run timestamptz, OUT passes bigint, OUT handled bigint,
+    OUT last_error text, OUT state text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mq_workers' LANGUAGE C VOLATILE;
+
+CREATE VIEW mq.workers AS
+    SELECT database, pid, started_at, last_run, passes, handled, last_error
+      FROM mq._workers();
+
+-- Starts this database's worker now rather than at the launcher's next look.
+CREATE FUNCTION mq._worker_wanted()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_worker_wanted' LANGUAGE C VOLATILE;
+
+SELECT mq._worker_wanted();
+
 -- Nothing here is for PUBLIC until an administrator grants it: queues carry
 -- business data.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mq FROM PUBLIC;

@@ -305,6 +305,15 @@ mqx_commit(MqXactQueue *xq)
 	if (xq->gauges_unsure)
 		pg_atomic_write_u32(&qs->gauges_valid, 0);
 
+	/* messages became ready: wake blocked receivers, owe a NOTIFY */
+	if (xq->deltas[MQC_READY] > 0)
+	{
+		mq_wait_wake(qs, xq->deltas[MQC_READY]);
+		mq_notify_mark(qs);
+	}
+	else if (xq->deltas[MQC_TOTAL_SENT] > 0)
+		mq_notify_mark(qs);
+
 	/*
 	 * A promotion that ran while our wait rows were invisible to it may
 	 * have set next_due later than them; now they are visible.
@@ -384,6 +393,7 @@ mqx_callback(XactEvent event, void *arg)
 			mqx_queues = NIL;
 			mqx_subsaves = NIL;
 			mq_slot_clear();
+			mq_worker_at_commit(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -392,6 +402,7 @@ mqx_callback(XactEvent event, void *arg)
 			mqx_queues = NIL;
 			mqx_subsaves = NIL;
 			mq_slot_clear();
+			mq_worker_at_commit(false);
 			break;
 		default:
 			break;
@@ -602,7 +613,13 @@ _PG_init(void)
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 		mq_shmem_init();
+		mq_worker_init();
 	}
+	DefineCustomBoolVariable("mq.notify",
+							 "Sends NOTIFY mq_<queue> after commits that make messages ready.",
+							 "The background worker sends them, coalesced; needs shared_preload_libraries.",
+							 &mq_notify_enabled, true, PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("mq");
 #else

@@ -19,6 +19,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -72,6 +73,10 @@ typedef struct MqQueueShared
 	pg_atomic_uint32 gauges_valid;	/* ready/in_flight/delayed/dead counted */
 	pg_atomic_uint32 totals_loaded; /* totals read from mq.queue_totals */
 	pg_atomic_uint64 counters[MQC_NUM];
+	pg_atomic_uint32 notify_pending;	/* NOTIFY owed by the worker */
+	pg_atomic_uint32 waiters;	/* blocked receivers */
+	pg_atomic_uint64 ready_generation;	/* bumped by commits that wake */
+	ConditionVariable ready_cv;
 	char		name[NAMEDATALEN];
 } MqQueueShared;
 
@@ -199,6 +204,24 @@ extern void mq_ensure_lanes(MqQueue *q, MqQueueShared *qs);
 extern void mq_ensure_gauges(MqQueue *q, MqQueueShared *qs);
 extern void mq_ensure_totals(MqQueue *q, MqQueueShared *qs);
 extern int64 mq_flush_totals(void);
+
+/* ---- worker, notifications, waiting (worker.c, notify.c, wait.c) ---- */
+
+extern bool mq_worker_enabled;
+extern int	mq_worker_naptime;
+extern bool mq_notify_enabled;
+extern void mq_worker_init(void);
+extern Size mq_worker_shmem_size(void);
+extern void mq_worker_shmem_startup(void);
+extern void mq_worker_wake(Oid dboid);
+extern void mq_worker_at_commit(bool committed);
+extern void mq_notify_mark(MqQueueShared *qs);
+extern void mq_notify_send_pending(void);
+extern void mq_wait_wake(MqQueueShared *qs, int64 k);
+extern uint64 mq_wait_generation(MqQueueShared *qs);
+extern void mq_wait_register(MqQueueShared *qs);
+extern void mq_wait_unregister(MqQueueShared *qs);
+extern void mq_wait_sleep(MqQueueShared *qs, uint64 generation, TimestampTz deadline);
 
 /* helpers to read SPI results */
 extern Datum mq_spi_get(int row, int col, bool *isnull);

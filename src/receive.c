@@ -20,6 +20,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -253,16 +254,48 @@ mqr_quantity_arg(FunctionCallInfo fcinfo)
 	return quantity;
 }
 
+/* One look: promote what is due, then take up to quantity messages. */
+static int
+mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
+			  MqTaken *taken, MemoryContext mcxt)
+{
+	TimestampTz now;
+	int			n;
+
+	mq_promote_due(q, false);
+
+	/* leases are wait rows: publish the clock before computing their vt */
+	if (lease)
+		(void) mq_slot_note_wait(mq_queue_shared(q));
+	now = mq_now();
+	n = mqr_take(q, lease, quantity,
+				 lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now,
+				 taken, mcxt);
+	mqr_enforce_max_attempts(q, lease, taken, n);
+	return n;
+}
+
+static int
+mqr_delivered(MqTaken *taken, int n)
+{
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!taken[i].dead)
+			k++;
+	return k;
+}
+
 static Datum
 mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 {
 	char	   *name = mqr_queue_arg(fcinfo);
 	int			quantity = mqr_quantity_arg(fcinfo);
 	Interval   *vt = NULL;
+	Interval   *wait = NULL;
 	MqQueue    *q;
 	MqTaken    *taken;
-	int			n;
-	TimestampTz now;
+	volatile int n = 0;
 	MemoryContext mcxt = CurrentMemoryContext;
 
 	if (lease)
@@ -274,34 +307,53 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 					 errmsg("visibility_timeout must be positive")));
 		if (!PG_ARGISNULL(3))
 		{
-			Interval   *wait = PG_GETARG_INTERVAL_P(3);
-
+			wait = PG_GETARG_INTERVAL_P(3);
 			if (mq_interval_negative(wait))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("wait must not be negative")));
-			if (mq_interval_positive(wait))
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("blocking receive is not supported yet"),
-						 errhint("Call mq.receive with wait => '0' and poll, or LISTEN for new messages.")));
+			if (!mq_interval_positive(wait))
+				wait = NULL;
 		}
 	}
 
 	mq_srf_materialize(fcinfo);
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	mq_promote_due(q, false);
-
-	/* leases are wait rows: publish the clock before computing their vt */
-	if (lease)
-		(void) mq_slot_note_wait(mq_queue_shared(q));
-	now = mq_now();
 	taken = MemoryContextAlloc(mcxt, sizeof(MqTaken) * quantity);
-	n = mqr_take(q, lease, quantity,
-				 lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now,
-				 taken, mcxt);
-	mqr_enforce_max_attempts(q, lease, taken, n);
+
+	if (wait == NULL)
+		n = mqr_take_once(q, lease, quantity, vt, taken, mcxt);
+	else
+	{
+		MqQueueShared *qs = mq_queue_shared(q);
+		TimestampTz deadline = mq_add_interval(mq_now(), wait);
+
+		/*
+		 * Look, and sleep until a commit makes messages ready (or one comes
+		 * due) if there were none; src/wait.c says why no wake-up is lost.
+		 */
+		mq_wait_register(qs);
+		PG_TRY();
+		{
+			for (;;)
+			{
+				uint64		generation = mq_wait_generation(qs);
+
+				n = mqr_take_once(q, lease, quantity, vt, taken, mcxt);
+				if (mqr_delivered(taken, n) > 0 || mq_now() >= deadline)
+					break;
+				pgstat_report_wait_start(PG_WAIT_EXTENSION);
+				mq_wait_sleep(qs, generation, deadline);
+				pgstat_report_wait_end();
+			}
+		}
+		PG_FINALLY();
+		{
+			mq_wait_unregister(qs);
+		}
+		PG_END_TRY();
+	}
 	mq_finish();
 	mqr_emit(fcinfo, taken, n);
 	return (Datum) 0;

@@ -74,6 +74,7 @@ mqs_size(void)
 	size = add_size(offsetof(MqSharedState, slots),
 					mul_size(mqs_slot_count(), sizeof(MqSlot)));
 	size = add_size(size, hash_estimate_size(mq_max_queues, sizeof(MqQueueShared)));
+	size = add_size(size, mq_worker_shmem_size());
 	return size;
 }
 
@@ -85,7 +86,7 @@ mqs_request(void)
 		mqs_prev_request_hook();
 #endif
 	RequestAddinShmemSpace(mqs_size());
-	RequestNamedLWLockTranche("mq", 1);
+	RequestNamedLWLockTranche("mq", 2);	/* queue hash, worker slots */
 }
 
 static void
@@ -120,6 +121,7 @@ mqs_startup(void)
 	info.entrysize = sizeof(MqQueueShared);
 	mqs_queues = ShmemInitHash("mq queues", mq_max_queues, mq_max_queues,
 							   &info, HASH_ELEM | HASH_BLOBS);
+	mq_worker_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -136,6 +138,13 @@ mq_shmem_init(void)
 #endif
 	mqs_prev_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = mqs_startup;
+}
+
+LWLock	   *mq_workers_lock(void);
+LWLock *
+mq_workers_lock(void)
+{
+	return &(GetNamedLWLockTranche("mq"))[1].lock;
 }
 
 bool
@@ -184,6 +193,10 @@ mq_shared_queue(Oid ready_relid, const char *name)
 		pg_atomic_init_u32(&qs->totals_loaded, 0);
 		for (int i = 0; i < MQC_NUM; i++)
 			pg_atomic_init_u64(&qs->counters[i], 0);
+		pg_atomic_init_u32(&qs->notify_pending, 0);
+		pg_atomic_init_u32(&qs->waiters, 0);
+		pg_atomic_init_u64(&qs->ready_generation, 0);
+		ConditionVariableInit(&qs->ready_cv);
 		strlcpy(qs->name, name, NAMEDATALEN);
 	}
 	LWLockRelease(mqs_state->lock);

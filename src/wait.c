@@ -1,0 +1,103 @@
+/*-------------------------------------------------------------------------
+ *
+ * wait.c
+ *	  Blocking receive: sleep on the queue's condition variable until a
+ *	  commit makes messages ready, or a delayed one comes due, or the wait
+ *	  ends.
+ *
+ * A committing transaction that made k messages ready in a queue signals
+ * at most k sleepers (one each), not all of them, and bumps the queue's
+ * ready generation.  A receiver reads the generation before it looks for
+ * messages and goes to sleep only if it is unchanged after preparing to
+ * sleep, so a commit between its look and its sleep is never missed.  A
+ * sleeper also wakes when the queue's next due time comes, and then
+ * promotes what is due itself: no worker is needed for that.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "mq.h"
+
+#define MQ_WAIT_POLL_MS 50		/* without shared memory: how often to look */
+
+/* At commit: k messages became ready in this queue. */
+void
+mq_wait_wake(MqQueueShared *qs, int64 k)
+{
+	uint32		waiters;
+
+	if (qs == NULL || k <= 0)
+		return;
+	waiters = pg_atomic_read_u32(&qs->waiters);
+	if (waiters == 0)
+		return;
+	pg_atomic_fetch_add_u64(&qs->ready_generation, 1);
+	for (int64 i = 0; i < Min(k, (int64) waiters); i++)
+		ConditionVariableSignal(&qs->ready_cv);
+}
+
+uint64
+mq_wait_generation(MqQueueShared *qs)
+{
+	return qs ? pg_atomic_read_u64(&qs->ready_generation) : 0;
+}
+
+void
+mq_wait_register(MqQueueShared *qs)
+{
+	if (qs)
+		pg_atomic_fetch_add_u32(&qs->waiters, 1);
+}
+
+void
+mq_wait_unregister(MqQueueShared *qs)
+{
+	if (qs)
+		pg_atomic_fetch_sub_u32(&qs->waiters, 1);
+}
+
+/*
+ * Sleep until woken, the queue's next due time, or deadline.  generation is
+ * what the caller read before it looked for messages.  Returns at once if a
+ * commit happened since.  Cancel and statement_timeout interrupt it.
+ */
+void
+mq_wait_sleep(MqQueueShared *qs, uint64 generation, TimestampTz deadline)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz until = deadline;
+	long		ms;
+
+	if (qs)
+	{
+		TimestampTz due = MQ_TS_DECODE(pg_atomic_read_u64(&qs->next_due));
+
+		if (due < until)
+			until = due;
+	}
+	if (until <= now)
+		return;
+	ms = (long) ((until - now + 999) / 1000);
+
+	if (qs == NULL)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(ms, MQ_WAIT_POLL_MS), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		return;
+	}
+
+	ConditionVariablePrepareToSleep(&qs->ready_cv);
+	if (pg_atomic_read_u64(&qs->ready_generation) == generation)
+		(void) ConditionVariableTimedSleep(&qs->ready_cv, ms, PG_WAIT_EXTENSION);
+	ConditionVariableCancelSleep();
+	CHECK_FOR_INTERRUPTS();
+}
