@@ -104,25 +104,42 @@ mq_flush_totals(void)
 	return n;
 }
 
+/*
+ * Maintenance of one queue: promotions, then retention.  Every
+ * MQ_FULL_SCAN_EVERY passes the promotion looks at the whole wait table.
+ */
+int64
+mq_maintain_queue(const char *name, bool full)
+{
+	MqQueue    *q = mq_queue_lookup(name, true);
+
+	if (q == NULL)
+		return 0;				/* dropped meanwhile */
+	return mq_promote_due(q, full) + mqn_retention(q);
+}
+
+/* Whether this pass is one of the full ones. */
+bool
+mq_maintain_full_pass(void)
+{
+	static uint64 passes = 0;
+
+	return (passes++ % MQ_FULL_SCAN_EVERY) == 0;
+}
+
 /* One pass over all queues of the database; returns rows touched. */
 int64
 mq_maintain_pass(void)
 {
-	static uint64 passes = 0;
 	List	   *names;
 	ListCell   *lc;
 	int64		touched = 0;
-	bool		full = (passes++ % MQ_FULL_SCAN_EVERY) == 0;
+	bool		full = mq_maintain_full_pass();
 
 	names = mq_all_queue_names();
 	foreach(lc, names)
 	{
-		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
-
-		if (q == NULL)
-			continue;
-		touched += mq_promote_due(q, full);
-		touched += mqn_retention(q);
+		touched += mq_maintain_queue(lfirst(lc), full);
 		CHECK_FOR_INTERRUPTS();
 	}
 	mq_flush_totals();

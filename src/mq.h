@@ -193,6 +193,8 @@ extern void mq_read_dead_row(MqOutMessage *m);
 extern bool mq_copy_lanes(MqQueue *q, MqQueueShared *qs, MqLane *lanes, int *nlanes);
 extern uint64 mq_head_cap(MqQueueShared *qs);
 extern int64 mq_maintain_pass(void);
+extern int64 mq_maintain_queue(const char *name, bool full);
+extern bool mq_maintain_full_pass(void);
 extern void mq_check_headers(Jsonb *headers);
 extern void mq_note_due(MqQueue *q, MqQueueShared *qs, TimestampTz vt);
 extern MqQueueShared *mq_queue_shared(MqQueue *q);

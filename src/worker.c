@@ -538,15 +538,9 @@ mqw_leave_no_extension(void)
 	proc_exit(0);
 }
 
-/*
- * One pass in its own transaction: notifications first (they are what is
- * waited for), then, when it is time, maintenance.  Returns rows handled.
- */
-static int64
-mqw_pass(bool maintain)
+static void
+mqw_begin(const char *activity)
 {
-	int64		handled = 0;
-
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -556,14 +550,61 @@ mqw_pass(bool maintain)
 		CommitTransactionCommand();
 		mqw_leave_no_extension();
 	}
-	pgstat_report_activity(STATE_RUNNING, maintain ? "mq: maintenance pass" : "mq: notifications");
+	pgstat_report_activity(STATE_RUNNING, activity);
 	mq_connect();
-	mq_notify_send_pending();
-	if (maintain)
-		handled = mq_maintain_pass();
+}
+
+static void
+mqw_commit(void)
+{
 	mq_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+/*
+ * One pass: notifications first (they are what someone waits for), then,
+ * when it is time, maintenance with one short transaction per queue, so
+ * that what a promotion makes ready becomes visible at once.  Returns rows
+ * handled.
+ */
+static int64
+mqw_pass(bool maintain, MemoryContext pass_cxt)
+{
+	int64		handled = 0;
+	List	   *names = NIL;
+
+	mqw_begin("mq: notifications");
+	mq_notify_send_pending();
+	if (maintain)
+	{
+		List	   *spi_names = mq_all_queue_names();	/* in SPI memory */
+		ListCell   *lc;
+		MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+
+		foreach(lc, spi_names)
+			names = lappend(names, pstrdup(lfirst(lc)));
+		MemoryContextSwitchTo(old);
+	}
+	mqw_commit();
+
+	if (maintain)
+	{
+		bool		full = mq_maintain_full_pass();
+		ListCell   *lc;
+
+		foreach(lc, names)
+		{
+			mqw_begin("mq: maintenance");
+			handled += mq_maintain_queue(lfirst(lc), full);
+			mqw_commit();
+			CHECK_FOR_INTERRUPTS();
+		}
+		mqw_begin("mq: saving totals");
+		mq_flush_totals();
+		mq_notify_send_pending();	/* what the promotions made ready */
+		mqw_commit();
+	}
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return handled;
@@ -654,7 +695,7 @@ mq_worker_main(Datum arg)
 		MemoryContextSwitchTo(pass_cxt);
 		PG_TRY();
 		{
-			int64		handled = mqw_pass(maintain);
+			int64		handled = mqw_pass(maintain, pass_cxt);
 
 			LWLockAcquire(mq_workers_lock(), LW_EXCLUSIVE);
 			mqw_my_slot->last_run = GetCurrentTimestamp();
