@@ -22,16 +22,6 @@ PG_FUNCTION_INFO_V1(mq_ack_many);
 PG_FUNCTION_INFO_V1(mq_nack);
 PG_FUNCTION_INFO_V1(mq_extend);
 
-static char *
-mqa_queue_arg(FunctionCallInfo fcinfo)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("queue name must not be null")));
-	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
-}
-
 static int64
 mqa_id_arg(FunctionCallInfo fcinfo)
 {
@@ -65,7 +55,7 @@ mqa_count_acked(MqQueue *q)
 Datum
 mq_ack(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqa_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	Datum		id = Int64GetDatum(mqa_id_arg(fcinfo));
 	MqQueue    *q;
 	int64		n;
@@ -84,7 +74,7 @@ mq_ack(PG_FUNCTION_ARGS)
 Datum
 mq_ack_many(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqa_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	Datum		ids;
 	MqQueue    *q;
 	int64		n;
@@ -139,7 +129,7 @@ mq_backoff(MqQueue *q, int32 attempt)
 Datum
 mq_nack(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqa_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	int64		id = mqa_id_arg(fcinfo);
 	Interval   *delay = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
 	text	   *error = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
@@ -206,7 +196,7 @@ mq_nack(PG_FUNCTION_ARGS)
 Datum
 mq_extend(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqa_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	int64		id = mqa_id_arg(fcinfo);
 	Interval   *vt;
 	MqQueue    *q;

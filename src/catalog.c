@@ -152,6 +152,17 @@ mq_text_to_queue_name(text *t)
 	return name;
 }
 
+/* The queue name of argument argno, checked; NULL is an error. */
+char *
+mq_queue_name_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("queue name must not be null")));
+	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(argno));
+}
+
 /* ---- SPI ------------------------------------------------------------ */
 
 void

@@ -168,11 +168,7 @@ mq_redrive(PG_FUNCTION_ARGS)
 	uint64		n;
 	SPITupleTable *rows;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("queue name must not be null")));
-	name = mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
+	name = mq_queue_name_arg(fcinfo, 0);
 	max_messages = PG_ARGISNULL(1) ? PG_INT32_MAX : PG_GETARG_INT32(1);
 	if (max_messages < 1)
 		ereport(ERROR,

@@ -232,13 +232,7 @@ mq_metrics(PG_FUNCTION_ARGS)
 	MemoryContext mcxt = CurrentMemoryContext;
 
 	if (PG_NARGS() > 0)
-	{
-		if (PG_ARGISNULL(0))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("queue name must not be null")));
-		name = mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
-	}
+		name = mq_queue_name_arg(fcinfo, 0);
 	mq_srf_materialize(fcinfo);
 	mq_connect();
 	rows = mqm_collect(name, mcxt);

@@ -143,6 +143,7 @@ typedef struct MqQueue
 
 extern void mq_check_queue_name(const char *name);
 extern char *mq_text_to_queue_name(text *t);
+extern char *mq_queue_name_arg(FunctionCallInfo fcinfo, int argno);
 extern MqQueue *mq_queue_lookup(const char *name, bool missing_ok);
 extern void mq_queue_cache_flush(void);
 extern SPIPlanPtr mq_queue_plan(MqQueue *q, MqPlanKind kind);

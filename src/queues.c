@@ -30,16 +30,6 @@ PG_FUNCTION_INFO_V1(mq_alter_queue);
 PG_FUNCTION_INFO_V1(mq_drop_queue);
 PG_FUNCTION_INFO_V1(mq_purge_queue);
 
-static char *
-mqq_name_arg(FunctionCallInfo fcinfo)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("queue name must not be null")));
-	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
-}
-
 static void
 mqq_exec(const char *sql, int expected)
 {
@@ -172,7 +162,7 @@ mqq_create_tables(const char *name, bool is_unlogged)
 Datum
 mq_create_queue(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqq_name_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	static SPIPlanPtr plan = NULL;
 	Datum		args[8];
 	char		nulls[8];
@@ -234,7 +224,7 @@ mq_create_queue(PG_FUNCTION_ARGS)
 Datum
 mq_alter_queue(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqq_name_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	static SPIPlanPtr plan = NULL;
 	Datum		args[8];
 	char		nulls[8];
@@ -295,7 +285,7 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 Datum
 mq_drop_queue(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqq_name_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqQueue    *q;
 	Oid			ready_relid;
 	char	   *lit;
@@ -328,7 +318,7 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 Datum
 mq_purge_queue(PG_FUNCTION_ARGS)
 {
-	char	   *name = mqq_name_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqQueue    *q;
 	MqQueueShared *qs;
 	int64		n;

@@ -226,16 +226,6 @@ mqr_emit(FunctionCallInfo fcinfo, MqTaken *taken, int n)
 	}
 }
 
-static char *
-mqr_queue_arg(FunctionCallInfo fcinfo)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("queue name must not be null")));
-	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
-}
-
 static int
 mqr_quantity_arg(FunctionCallInfo fcinfo)
 {
@@ -289,7 +279,7 @@ mqr_delivered(MqTaken *taken, int n)
 static Datum
 mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 {
-	char	   *name = mqr_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	int			quantity = mqr_quantity_arg(fcinfo);
 	Interval   *vt = NULL;
 	Interval   *wait = NULL;

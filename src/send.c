@@ -195,21 +195,10 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	return m->id;
 }
 
-/* Common argument checks of send and send_batch; returns the queue name. */
-static char *
-mq_send_queue_arg(FunctionCallInfo fcinfo)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("queue name must not be null")));
-	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(0));
-}
-
 Datum
 mq_send(PG_FUNCTION_ARGS)
 {
-	char	   *name = mq_send_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqOutMessage m;
 	Interval   *delay = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
 	TimestampTz now;
@@ -241,7 +230,7 @@ mq_send(PG_FUNCTION_ARGS)
 Datum
 mq_send_batch(PG_FUNCTION_ARGS)
 {
-	char	   *name = mq_send_queue_arg(fcinfo);
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	ArrayType  *messages;
 	ArrayType  *headers = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
 	Interval   *delay = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
