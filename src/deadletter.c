@@ -21,27 +21,36 @@
 PG_FUNCTION_INFO_V1(mq_redrive);
 
 /*
- * Read the row a DEAD_TAKE plan returned: (id, priority, attempt,
- * enqueued_at, message, headers, dedup_key, last_error).
+ * Read a message row as DEAD_TAKE and DUE_READY return it: (id, priority,
+ * attempt, enqueued_at, message, headers, dedup_key, last_error).
  */
 void
-mq_read_dead_row(MqOutMessage *m)
+mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m)
 {
+	HeapTuple	tup = rows->vals[row];
+	TupleDesc	desc = rows->tupdesc;
 	bool		isnull;
 	Datum		d;
 
 	memset(m, 0, sizeof(*m));
-	m->id = mq_spi_int8(0, 1);
-	m->priority = DatumGetInt32(mq_spi_get(0, 2, &isnull));
-	m->attempt = DatumGetInt32(mq_spi_get(0, 3, &isnull));
-	m->enqueued_at = DatumGetTimestampTz(mq_spi_get(0, 4, &isnull));
-	m->message = DatumGetJsonbP(mq_spi_get(0, 5, &isnull));
-	d = mq_spi_get(0, 6, &isnull);
+	m->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	m->priority = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	m->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	m->enqueued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+	m->message = DatumGetJsonbP(SPI_getbinval(tup, desc, 5, &isnull));
+	d = SPI_getbinval(tup, desc, 6, &isnull);
 	m->headers = isnull ? NULL : DatumGetJsonbP(d);
-	d = mq_spi_get(0, 7, &isnull);
+	d = SPI_getbinval(tup, desc, 7, &isnull);
 	m->dedup_key = isnull ? NULL : DatumGetTextPP(d);
-	d = mq_spi_get(0, 8, &isnull);
+	d = SPI_getbinval(tup, desc, 8, &isnull);
 	m->last_error = isnull ? NULL : DatumGetTextPP(d);
+}
+
+/* The single row a DEAD_TAKE plan just returned. */
+void
+mq_read_dead_row(MqOutMessage *m)
+{
+	mq_read_message_row(SPI_tuptable, 0, m);
 }
 
 /* Headers of the copy sent to a dead-letter queue: what happened, and where. */

@@ -191,6 +191,7 @@ extern int64 mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_
 extern int64 mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 									 bool fresh_id, bool *duplicate);
 extern void mq_read_dead_row(MqOutMessage *m);
+extern void mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m);
 extern bool mq_copy_lanes(MqQueue *q, MqQueueShared *qs, MqLane *lanes, int *nlanes);
 extern uint64 mq_head_cap(MqQueueShared *qs);
 extern int64 mq_maintain_pass(void);

@@ -92,24 +92,9 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool 
 	*more = (n >= MQ_PROMOTE_BATCH);
 	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = rows->vals[i];
-		TupleDesc	desc = rows->tupdesc;
 		MqOutMessage m;
-		bool		isnull;
-		Datum		d;
 
-		memset(&m, 0, sizeof(m));
-		m.id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		m.priority = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		m.attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		m.enqueued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
-		m.message = DatumGetJsonbP(SPI_getbinval(tup, desc, 5, &isnull));
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		m.headers = isnull ? NULL : DatumGetJsonbP(d);
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		m.dedup_key = isnull ? NULL : DatumGetTextPP(d);
-		d = SPI_getbinval(tup, desc, 8, &isnull);
-		m.last_error = isnull ? NULL : DatumGetTextPP(d);
+		mq_read_message_row(rows, i, &m);
 		mq_insert_message(q, &m, now, false);
 		mq_xact_count(qs, MQC_DELAYED, -1);
 	}
