@@ -22,13 +22,14 @@ OBJS = \
 	src/promote.o \
 	src/metrics.o \
 	src/maintain.o \
+	src/topics.o \
 	src/notify.o \
 	src/wait.o \
 	src/worker.o
 
 DATA = sql/mq--0.1.sql
 
-REGRESS = queues send receive ack_nack deadletter metrics errors
+REGRESS = queues send receive ack_nack deadletter metrics errors topics
 REGRESS_OPTS = --temp-config=$(srcdir)/test/mq.conf --temp-instance=tmp_check_regress --inputdir=$(srcdir)
 
 PG_CONFIG ?= pg_config

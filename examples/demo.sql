@@ -1,4 +1,5 @@
--- mq demo: a queue, a retry that ends in the dead-letter queue, metrics.
+-- mq demo: a queue, a retry that ends in the dead-letter queue, a topic
+-- fan-out, metrics.
 -- Run by `make demo` on a throwaway cluster with mq preloaded.
 
 \pset footer off
@@ -45,11 +46,28 @@ SELECT message, headers->'mq_dead_letter' AS dead_letter
   FROM mq.receive('emails_dead');
 
 \echo
-\echo '== 4. Metrics, in SQL and for Prometheus =='
+\echo '== 4. A topic fan-out: one publish, a copy in every subscribed queue =='
+SELECT mq.create_queue('billing');
+SELECT mq.create_queue('shipping');
+SELECT mq.create_queue('audit');
+SELECT mq.subscribe('billing', 'orders.*.paid');
+SELECT mq.subscribe('shipping', 'orders.eu.*', filter => '{"express": true}');
+SELECT mq.subscribe('audit', 'orders.#');
+SELECT * FROM mq.subscriptions ORDER BY queue;
+SELECT mq.publish('orders.eu.paid', '{"order": 42}', headers => '{"express": true}') AS delivered_to;
+SELECT mq.publish('orders.us.paid', '{"order": 43}') AS delivered_to;
+SELECT 'billing' AS queue, message, headers->>'topic' AS topic FROM mq.receive('billing', 10)
+UNION ALL
+SELECT 'shipping', message, headers->>'topic' FROM mq.receive('shipping', 10)
+UNION ALL
+SELECT 'audit', message, headers->>'topic' FROM mq.receive('audit', 10);
+
+\echo
+\echo '== 5. Metrics, in SQL and for Prometheus =='
 SELECT queue, ready, in_flight, delayed, dead, total_sent, total_acked, total_dead_lettered
   FROM mq.metrics();
 SELECT mq.metrics_prometheus();
 
 \echo
-\echo '== 5. Queues =='
+\echo '== 6. Queues =='
 SELECT queue, max_attempts, visibility_timeout, retry_delay, dead_letter_queue FROM mq.queues;

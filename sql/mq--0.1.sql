@@ -234,6 +234,46 @@ AS 'MODULE_PATHNAME', 'mq_worker_wanted' LANGUAGE C VOLATILE;
 
 SELECT mq._worker_wanted();
 
+-- Topics (src/topics.c) -----------------------------------------------------
+
+-- A subscription binds a queue to a topic pattern.  Dropping the queue
+-- (mq.drop_queue deletes its catalog row) drops its subscriptions.  The
+-- checks repeat what mq.subscribe validates, so that rows restored or
+-- written by hand are well-formed too.
+CREATE TABLE mq.subscription_catalog (
+    queue       text NOT NULL
+                REFERENCES mq.queue_catalog (queue) ON DELETE CASCADE,
+    pattern     text NOT NULL
+                CHECK (pattern OPERATOR(pg_catalog.~) '^([^.*#]+|[*#])([.]([^.*#]+|[*#]))*$'
+                       AND pg_catalog.octet_length(pattern) OPERATOR(pg_catalog.<=) 255),
+    filter      jsonb
+                CHECK (pg_catalog.jsonb_typeof(filter) OPERATOR(pg_catalog.=) 'object'),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (queue, pattern)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('mq.subscription_catalog', '');
+
+CREATE VIEW mq.subscriptions AS
+    SELECT queue, pattern, filter, created_at
+      FROM mq.subscription_catalog;
+
+CREATE FUNCTION mq.subscribe(queue text, pattern text, filter jsonb DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_subscribe' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.unsubscribe(queue text, pattern text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_unsubscribe' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.publish(
+    topic text,
+    message jsonb,
+    headers jsonb DEFAULT NULL,
+    delay interval DEFAULT '0')
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mq_publish' LANGUAGE C VOLATILE;
+
 -- Nothing here is for PUBLIC until an administrator grants it: queues carry
 -- business data.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mq FROM PUBLIC;

@@ -237,7 +237,11 @@ mqc_load(MqQueue *q, const char *name)
 			" dead_letter_queue, retention, unlogged"
 			" FROM mq.queue_catalog WHERE queue" OP("=") "$1", 1, types);
 	}
-	if (SPI_execute_plan(mqc_load_plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+	/*
+	 * Not read-only: a fresh snapshot, so that a queue dropped while we
+	 * waited for its lock is seen as gone.
+	 */
+	if (SPI_execute_plan(mqc_load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not read the queue catalog");
 	if (SPI_processed == 0)
 		return false;

@@ -217,7 +217,9 @@ mqm_collect(const char *name, MemoryContext mcxt)
 		}
 		else
 			mqm_count(q, row->values);
+		old = MemoryContextSwitchTo(mcxt);	/* the list outlives SPI */
 		rows = lappend(rows, row);
+		MemoryContextSwitchTo(old);
 	}
 	return rows;
 }
