@@ -13,14 +13,27 @@
  * sleeper also wakes when the queue's next due time comes, and then
  * promotes what is due itself: no worker is needed for that.
  *
+ * While it sleeps, a receive that is the whole statement (no table read by
+ * the query around it, no other snapshot in the transaction, READ
+ * COMMITTED) withdraws its xmin, so that a pool of waiting consumers does
+ * not hold back vacuum: nothing will read with the statement's snapshot
+ * again, and each look after waking takes a snapshot of its own.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "executor/execdesc.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/pquery.h"
+#include "utils/portal.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "mq.h"
@@ -64,6 +77,35 @@ mq_wait_unregister(MqQueueShared *qs)
 }
 
 /*
+ * Withdraw this backend's xmin for the sleep, when that is safe: the
+ * statement's snapshot is the only one registered, it is the active one
+ * (so we are not nested in a function with snapshots of its own), and the
+ * statement reads no table with it after we return.
+ */
+static void
+mq_wait_release_xmin(void)
+{
+	QueryDesc  *qd;
+	ListCell   *lc;
+
+	if (IsolationUsesXactSnapshot())
+		return;
+	InvalidateCatalogSnapshot();
+	if (ActivePortal == NULL || ActivePortal->strategy != PORTAL_ONE_SELECT ||
+		(qd = ActivePortal->queryDesc) == NULL || qd->plannedstmt == NULL)
+		return;
+	if (!ActiveSnapshotSet() || GetActiveSnapshot() != qd->snapshot)
+		return;
+	if (!ThereAreNoPriorRegisteredSnapshots())
+		return;
+	foreach(lc, qd->plannedstmt->rtable)
+		if (((RangeTblEntry *) lfirst(lc))->rtekind == RTE_RELATION)
+			return;
+	/* what SnapshotResetXmin does when no snapshot is left */
+	MyProc->xmin = InvalidTransactionId;
+}
+
+/*
  * Sleep until woken, the queue's next due time, or deadline.  generation is
  * what the caller read before it looked for messages.  Returns at once if a
  * commit happened since.  Cancel and statement_timeout interrupt it.
@@ -86,6 +128,7 @@ mq_wait_sleep(MqQueueShared *qs, uint64 generation, TimestampTz deadline)
 		return;
 	ms = (long) ((until - now + 999) / 1000);
 
+	mq_wait_release_xmin();
 	if (qs == NULL)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

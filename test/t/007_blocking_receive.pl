@@ -60,6 +60,9 @@ sql("SELECT mq.create_queue('bq')");
 # --- a commit wakes the waiter at once ---------------------------------------
 my $w = start_wait('20 s', 'r1');
 ok(wait_until(sub { waiting() eq '1' }, 5), 'the receive is waiting');
+is(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'
+         AND backend_type = 'client backend' AND backend_xmin IS NULL"), '1',
+	'and holds back no xmin while it sleeps');
 my $t0 = time();
 sql("SELECT mq.send('bq', '{\"n\": \"one\"}')");
 my $out = $w->query_safe("SELECT 'done'");
