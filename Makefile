@@ -38,6 +38,9 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Every source includes the shared header (PGXS tracks no header deps).
+$(OBJS): src/mq.h
+
 # The two commands of the README.  Both install what is missing first.
 .PHONY: demo test bench
 demo:

@@ -63,7 +63,7 @@ mq_ack(PG_FUNCTION_ARGS)
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	rc = SPI_execute_plan(mq_queue_plan(q, MQP_ACK), &id, NULL, false, 0);
+	rc = mq_exec_plan(mq_queue_plan(q, MQP_ACK), &id, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
@@ -92,7 +92,7 @@ mq_ack_many(PG_FUNCTION_ARGS)
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	rc = SPI_execute_plan(mq_queue_plan(q, MQP_ACK_MANY), &ids, NULL, false, 0);
+	rc = mq_exec_plan(mq_queue_plan(q, MQP_ACK_MANY), &ids, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
@@ -148,7 +148,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	mq_connect();
 	q = mq_queue_lookup(name, false);
 	qs = mq_queue_shared(q);
-	if (SPI_execute_plan(mq_queue_plan(q, MQP_NACK_LOCK), &arg, NULL, false, 1) != SPI_OK_SELECT)
+	if (mq_exec_plan(mq_queue_plan(q, MQP_NACK_LOCK), &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: nack lookup failed");
 	if (SPI_processed == 0)
 	{
@@ -169,7 +169,7 @@ mq_nack(PG_FUNCTION_ARGS)
 		char		nulls[2] = {' ', error ? ' ' : 'n'};
 		MqOutMessage m;
 
-		if (SPI_execute_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
+		if (mq_exec_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
 			SPI_OK_DELETE_RETURNING || SPI_processed != 1)
 			elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
 		mq_read_dead_row(&m);
@@ -183,7 +183,7 @@ mq_nack(PG_FUNCTION_ARGS)
 		Datum		args[3] = {arg, TimestampTzGetDatum(vt), PointerGetDatum(error)};
 		char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
 
-		if (SPI_execute_plan(mq_queue_plan(q, MQP_RETRY), args, nulls, false, 0) != SPI_OK_UPDATE)
+		if (mq_exec_plan(mq_queue_plan(q, MQP_RETRY), args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "mq: nack failed");
 		mq_note_due(q, qs, vt);
 		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
@@ -214,7 +214,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	until = mq_add_interval(mq_slot_note_wait(mq_queue_shared(q)), vt);
 	args[0] = Int64GetDatum(id);
 	args[1] = TimestampTzGetDatum(until);
-	if (SPI_execute_plan(mq_queue_plan(q, MQP_EXTEND), args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (mq_exec_plan(mq_queue_plan(q, MQP_EXTEND), args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "mq: extend failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,

@@ -20,6 +20,7 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -178,10 +179,16 @@ mq_finish(void)
 	SPI_finish();
 }
 
+/*
+ * Prepare and keep a plan.  Plans are generic: a queue's statements have
+ * the same best plan whatever the parameters, and replanning them on every
+ * call (which the plan cache would otherwise do for the LIMIT $n scans)
+ * costs more than running them.
+ */
 SPIPlanPtr
 mq_prepare(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "mq: could not prepare \"%s\": %s", sql,
@@ -189,6 +196,35 @@ mq_prepare(const char *sql, int nargs, Oid *argtypes)
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "mq: could not keep plan");
 	return plan;
+}
+
+/*
+ * Execute a kept plan with sequential and bitmap scans off.  Every mq
+ * statement is an index (or TID) scan by design; but a plan made while a
+ * queue table looked empty (just after a vacuum) would scan it in full,
+ * and stay cached while the table grows.  The planner reads these
+ * variables when the plan cache (re)plans, which happens inside execution.
+ */
+int
+mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
+{
+	bool		save_seqscan = enable_seqscan;
+	bool		save_bitmapscan = enable_bitmapscan;
+	int			rc;
+
+	enable_seqscan = false;
+	enable_bitmapscan = false;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	}
+	PG_FINALLY();
+	{
+		enable_seqscan = save_seqscan;
+		enable_bitmapscan = save_bitmapscan;
+	}
+	PG_END_TRY();
+	return rc;
 }
 
 /* ---- cache ---------------------------------------------------------- */
@@ -241,7 +277,7 @@ mqc_load(MqQueue *q, const char *name)
 	 * Not read-only: a fresh snapshot, so that a queue dropped while we
 	 * waited for its lock is seen as gone.
 	 */
-	if (SPI_execute_plan(mqc_load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
+	if (mq_exec_plan(mqc_load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not read the queue catalog");
 	if (SPI_processed == 0)
 		return false;
@@ -383,6 +419,27 @@ mqc_plan_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[7] = TEXTOID;
 			types[8] = TEXTOID;
 			types[9] = TIMESTAMPTZOID;
+			break;
+		case MQP_INSERT_READY_BATCH:
+		case MQP_INSERT_WAIT_BATCH:
+			/* one statement for a whole send_batch, rows in input order */
+			if (kind == MQP_INSERT_READY_BATCH)
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (seq, id, priority, attempt, enqueued_at, message, headers)"
+								 " SELECT u.s, u.s, $3, 0, $4, u.m, u.h", R);
+			else
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (vt, leased, seq, id, priority, attempt, enqueued_at,"
+								 " message, headers) SELECT $6, false, u.s, u.s, $3, 0, $4, u.m, u.h", W);
+			appendStringInfoString(&sql, " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+								   " pg_catalog.unnest($5)) AS u(s, m, h)");
+			*nargs = (kind == MQP_INSERT_READY_BATCH) ? 5 : 6;
+			types[0] = INT8ARRAYOID;
+			types[1] = JSONBARRAYOID;
+			types[2] = INT4OID;
+			types[3] = TIMESTAMPTZOID;
+			types[4] = JSONBARRAYOID;
+			types[5] = TIMESTAMPTZOID;
 			break;
 		case MQP_LEASE_LANE:
 		case MQP_LEASE_ANY:

@@ -78,7 +78,7 @@ mqd_dead_headers(MqQueue *q, MqOutMessage *m)
 	args[3] = Int32GetDatum(m->attempt);
 	args[4] = m->last_error ? PointerGetDatum(m->last_error) : (Datum) 0;
 	nulls[4] = m->last_error ? ' ' : 'n';
-	if (SPI_execute_plan(plan, args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (mq_exec_plan(plan, args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "mq: could not build dead-letter headers");
 	return DatumGetJsonbP(mq_spi_get(0, 1, &isnull));
 }
@@ -108,7 +108,7 @@ mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at)
 				"DELETE FROM mq.dedup_keys WHERE queue" OP("=") "$1"
 				" AND dedup_key" OP("=") "$2 AND id" OP("=") "$3", 3, types);
 		}
-		if (SPI_execute_plan(release_plan, args, NULL, false, 0) != SPI_OK_DELETE)
+		if (mq_exec_plan(release_plan, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "mq: could not release dedup key");
 	}
 
@@ -158,7 +158,7 @@ mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at)
 		args[6] = TimestampTzGetDatum(m->enqueued_at);
 		args[7] = TimestampTzGetDatum(dead_at);
 		args[8] = Int32GetDatum(m->priority);
-		if (SPI_execute_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT)
+		if (mq_exec_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "mq: could not insert dead letter");
 	}
 	mq_xact_count(qs, MQC_DEAD, 1);
@@ -199,7 +199,7 @@ mq_redrive(PG_FUNCTION_ARGS)
 	}
 	args[0] = CStringGetTextDatum(name);
 	args[1] = Int32GetDatum(max_messages);
-	if (SPI_execute_plan(take_plan, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+	if (mq_exec_plan(take_plan, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mq: redrive failed");
 	rows = SPI_tuptable;
 	n = SPI_processed;

@@ -70,7 +70,7 @@ mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 
 	if (seq_plan == NULL)
 		seq_plan = mq_prepare("SELECT last_value FROM mq.message_id_seq", 0, NULL);
-	if (SPI_execute_plan(seq_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (mq_exec_plan(seq_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "mq: could not read mq.message_id_seq");
 	{
 		uint64		last = (uint64) mq_spi_int8(0, 1);
@@ -88,7 +88,7 @@ mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 		int32		priority;
 		bool		isnull;
 
-		if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		if (mq_exec_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read the lanes of queue \"%s\"", q->name);
 		if (SPI_processed == 0)
 			break;

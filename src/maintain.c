@@ -48,7 +48,7 @@ mqn_retention(MqQueue *q)
 																		  PointerGetDatum(&q->retention))));
 	for (;;)
 	{
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_DELETE)
+		if (mq_exec_plan(plan, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "mq: retention of \"%s\" failed", q->name);
 		total += (int64) SPI_processed;
 		if (SPI_processed < MQ_RETENTION_BATCH)
@@ -97,7 +97,7 @@ mq_flush_totals(void)
 		args[0] = CStringGetTextDatum(q->name);
 		for (int i = 0; i < 3; i++)
 			args[i + 1] = Int64GetDatum((int64) pg_atomic_read_u64(&qs->counters[MQC_TOTAL_SENT + i]));
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (mq_exec_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "mq: could not save totals of \"%s\"", q->name);
 		n += (int64) SPI_processed;
 	}

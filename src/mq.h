@@ -102,6 +102,8 @@ typedef enum MqPlanKind
 {
 	MQP_INSERT_READY,
 	MQP_INSERT_WAIT,
+	MQP_INSERT_READY_BATCH,
+	MQP_INSERT_WAIT_BATCH,
 	MQP_LEASE_LANE,
 	MQP_LEASE_ANY,
 	MQP_POP_LANE,
@@ -148,6 +150,8 @@ extern MqQueue *mq_queue_lookup(const char *name, bool missing_ok);
 extern void mq_queue_cache_flush(void);
 extern SPIPlanPtr mq_queue_plan(MqQueue *q, MqPlanKind kind);
 extern SPIPlanPtr mq_prepare(const char *sql, int nargs, Oid *argtypes);
+extern int	mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+						 bool read_only, long count);
 extern Oid	mq_catalog_relid(void);
 extern Oid	mq_sequence_relid(void);
 extern void mq_catalog_changed(void);

@@ -37,7 +37,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 	SPITupleTable *rows;
 	uint64		n;
 
-	if (SPI_execute_plan(mq_queue_plan(q, MQP_DUE_EXPIRED), args, NULL, false, 0) != SPI_OK_SELECT)
+	if (mq_exec_plan(mq_queue_plan(q, MQP_DUE_EXPIRED), args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not scan expired leases of \"%s\"", q->name);
 	rows = SPI_tuptable;
 	n = SPI_processed;
@@ -56,7 +56,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 			char		dnulls[2] = {' ', 'n'};
 			MqOutMessage m;
 
-			if (SPI_execute_plan(mq_queue_plan(q, MQP_DEAD_TAKE), dargs, dnulls, false, 1) !=
+			if (mq_exec_plan(mq_queue_plan(q, MQP_DEAD_TAKE), dargs, dnulls, false, 1) !=
 				SPI_OK_DELETE_RETURNING || SPI_processed != 1)
 				elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
 			mq_read_dead_row(&m);
@@ -68,7 +68,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 			Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(retry_at), (Datum) 0};
 			char		rnulls[3] = {' ', ' ', 'n'};
 
-			if (SPI_execute_plan(mq_queue_plan(q, MQP_RETRY), rargs, rnulls, false, 0) != SPI_OK_UPDATE)
+			if (mq_exec_plan(mq_queue_plan(q, MQP_RETRY), rargs, rnulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "mq: could not schedule retry of message " INT64_FORMAT, id);
 			mq_note_due(q, qs, retry_at);
 			mq_xact_count(qs, MQC_DELAYED, 1);
@@ -85,7 +85,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool 
 	SPITupleTable *rows;
 	uint64		n;
 
-	if (SPI_execute_plan(mq_queue_plan(q, MQP_DUE_READY), args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+	if (mq_exec_plan(mq_queue_plan(q, MQP_DUE_READY), args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mq: could not scan due messages of \"%s\"", q->name);
 	rows = SPI_tuptable;
 	n = SPI_processed;
@@ -162,7 +162,7 @@ mq_promote_due(MqQueue *q, bool force)
 		pending = qs ? mq_slots_min_vt(qs) : DT_NOEND;
 		args[0] = TimestampTzGetDatum(low);
 		args[1] = TimestampTzGetDatum(horizon);
-		if (SPI_execute_plan(mq_queue_plan(q, MQP_NEXT_DUE), args, NULL, false, 1) != SPI_OK_SELECT)
+		if (mq_exec_plan(mq_queue_plan(q, MQP_NEXT_DUE), args, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read the next due time of \"%s\"", q->name);
 		if (SPI_processed == 1)
 			next = DatumGetTimestampTz(mq_spi_get(0, 1, &isnull));

@@ -209,7 +209,7 @@ mq_create_queue(PG_FUNCTION_ARGS)
 	nulls[0] = ' ';
 	nulls[7] = ' ';
 	args[7] = BoolGetDatum(is_unlogged);
-	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (mq_exec_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "mq: could not insert into the queue catalog");
 	created = (SPI_processed == 1);
 	if (created)
@@ -266,7 +266,7 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
-	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+	if (mq_exec_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "mq: could not update the queue catalog");
 
 	if (!PG_ARGISNULL(7) && PG_GETARG_BOOL(7) != was_unlogged)

@@ -117,7 +117,7 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			args[3] = Int64GetDatum((int64) lanes[i].head);
 			mq_xact_lane_scan_begin(qs, lanes[i].priority, lanes[i].head,
 									lanes[i].generation, cap);
-			rc = SPI_execute_plan(plan, args, NULL, false, 0);
+			rc = mq_exec_plan(plan, args, NULL, false, 0);
 			if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
 				elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
 					 SPI_result_code_string(rc));
@@ -138,7 +138,7 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 		args[1] = TimestampTzGetDatum(visible_at);
 		/* no heads to keep: any abort sends every lane back to the start */
 		mq_xact_deleted_ready(qs, 0, 0);
-		rc = SPI_execute_plan(mq_queue_plan(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY),
+		rc = mq_exec_plan(mq_queue_plan(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY),
 							  args, NULL, false, 0);
 		if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
 			elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
@@ -182,7 +182,7 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 			Datum		args[2] = {Int64GetDatum(taken[i].id), (Datum) 0};
 			char		nulls[2] = {' ', 'n'};
 
-			if (SPI_execute_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
+			if (mq_exec_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
 				SPI_OK_DELETE_RETURNING || SPI_processed != 1)
 				elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, taken[i].id);
 			mq_read_dead_row(&m);

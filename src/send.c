@@ -141,12 +141,12 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 
 		for (;;)
 		{
-			rc = SPI_execute_plan(mq_queue_plan(q, MQP_DEDUP_CLAIM), args, NULL, false, 1);
+			rc = mq_exec_plan(mq_queue_plan(q, MQP_DEDUP_CLAIM), args, NULL, false, 1);
 			if (rc != SPI_OK_INSERT_RETURNING)
 				elog(ERROR, "mq: dedup claim failed: %s", SPI_result_code_string(rc));
 			if (SPI_processed == 1)
 				break;
-			rc = SPI_execute_plan(mq_queue_plan(q, MQP_DEDUP_FIND), args, NULL, false, 1);
+			rc = mq_exec_plan(mq_queue_plan(q, MQP_DEDUP_FIND), args, NULL, false, 1);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "mq: dedup lookup failed: %s", SPI_result_code_string(rc));
 			if (SPI_processed == 1)
@@ -180,12 +180,12 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	if (ready)
 	{
 		mq_ready_registered(q, qs, m->priority);
-		rc = SPI_execute_plan(mq_queue_plan(q, MQP_INSERT_READY), values, nulls, false, 0);
+		rc = mq_exec_plan(mq_queue_plan(q, MQP_INSERT_READY), values, nulls, false, 0);
 		mq_xact_count(qs, MQC_READY, 1);
 	}
 	else
 	{
-		rc = SPI_execute_plan(mq_queue_plan(q, MQP_INSERT_WAIT), values, nulls, false, 0);
+		rc = mq_exec_plan(mq_queue_plan(q, MQP_INSERT_WAIT), values, nulls, false, 0);
 		mq_note_due(q, qs, visible_at);
 		mq_xact_count(qs, MQC_DELAYED, 1);
 	}
@@ -193,6 +193,56 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
 			 SPI_result_code_string(rc));
 	return m->id;
+}
+
+/*
+ * Insert a batch of fresh messages with one statement; their ids go to
+ * ids[], in input order.  headers may be NULL (no headers at all).
+ */
+static void
+mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
+				int32 priority, TimestampTz enqueued_at, TimestampTz visible_at,
+				int64 *ids)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	bool		ready = visible_at <= mq_now();
+	Datum	   *seqs = palloc(sizeof(Datum) * n);
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	/* as in mq_insert_message_dedup: publish before allocating */
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
+	if (ready)
+		mq_slot_note_insert(qs);
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = (int64) mq_next_seq(ready ? qs : NULL);
+		seqs[i] = Int64GetDatum(ids[i]);
+	}
+	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(messages, n, JSONBOID, -1, false, TYPALIGN_INT));
+	args[2] = Int32GetDatum(priority);
+	args[3] = TimestampTzGetDatum(enqueued_at);
+	args[4] = PointerGetDatum(headers);
+	nulls[4] = headers ? ' ' : 'n';
+	args[5] = TimestampTzGetDatum(visible_at);
+	if (ready)
+	{
+		mq_ready_registered(q, qs, priority);
+		rc = mq_exec_plan(mq_queue_plan(q, MQP_INSERT_READY_BATCH), args, nulls, false, 0);
+		mq_xact_count(qs, MQC_READY, n);
+	}
+	else
+	{
+		rc = mq_exec_plan(mq_queue_plan(q, MQP_INSERT_WAIT_BATCH), args, nulls, false, 0);
+		mq_note_due(q, qs, visible_at);
+		mq_xact_count(qs, MQC_DELAYED, n);
+	}
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "mq: batch insert into queue \"%s\" failed: %s", q->name,
+			 SPI_result_code_string(rc));
 }
 
 Datum
@@ -289,19 +339,18 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	qs = mq_queue_shared(q);
 	now = mq_now();
 	visible_at = delay ? mq_add_interval(now, delay) : now;
-	for (int i = 0; i < nmsg; i++)
+	if (nmsg > 0)
 	{
-		MqOutMessage m;
-		Datum		id;
-		bool		isnull = false;
+		int64	   *ids = palloc(sizeof(int64) * nmsg);
 
-		memset(&m, 0, sizeof(m));
-		m.message = DatumGetJsonbP(mvals[i]);
-		m.headers = (hvals && !hnulls[i]) ? DatumGetJsonbP(hvals[i]) : NULL;
-		m.priority = priority;
-		m.enqueued_at = now;
-		id = Int64GetDatum(mq_insert_message(q, &m, visible_at, true));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+		mq_insert_batch(q, nmsg, mvals, headers, priority, now, visible_at, ids);
+		for (int i = 0; i < nmsg; i++)
+		{
+			Datum		id = Int64GetDatum(ids[i]);
+			bool		isnull = false;
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+		}
 	}
 	mq_xact_count(qs, MQC_TOTAL_SENT, nmsg);
 	mq_finish();

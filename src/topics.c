@@ -589,13 +589,13 @@ mq_subscribe(PG_FUNCTION_ARGS)
 	nulls[2] = filter ? ' ' : 'n';
 	for (;;)
 	{
-		if (SPI_execute_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		if (mq_exec_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "mq: could not insert into the subscriptions");
 		created = (SPI_processed == 1);
 		if (created)
 			break;
 		/* it exists: the filter of the latest subscribe wins */
-		if (SPI_execute_plan(update_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+		if (mq_exec_plan(update_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "mq: could not update the subscriptions");
 		if (SPI_processed == 1)
 			break;
@@ -628,7 +628,7 @@ mq_unsubscribe(PG_FUNCTION_ARGS)
 	}
 	args[0] = CStringGetTextDatum(name);
 	args[1] = CStringGetTextDatum(pattern);
-	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (mq_exec_plan(plan, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "mq: could not delete from the subscriptions");
 	removed = (SPI_processed > 0);
 	if (removed)
