@@ -443,13 +443,17 @@ mqc_plan_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_LEASE_LANE:
 		case MQP_LEASE_ANY:
+		case MQP_POP_LANE:
+		case MQP_POP_ANY:
 			{
-				bool		lane = (kind == MQP_LEASE_LANE);
+				bool		lane = (kind == MQP_LEASE_LANE || kind == MQP_POP_LANE);
+				bool		lease = (kind == MQP_LEASE_LANE || kind == MQP_LEASE_ANY);
 
 				/*
 				 * Take rows in dequeue order, skipping those another
-				 * consumer holds, and move them to the wait table with
-				 * their lease.  The TID array keeps the delete a TID scan.
+				 * consumer holds (the TID array keeps the delete a TID
+				 * scan); a lease moves them to the wait table, a pop
+				 * releases their dedup keys (and archives them).
 				 */
 				appendStringInfo(&sql,
 								 "WITH moved AS (DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
@@ -460,47 +464,30 @@ mqc_plan_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 										   " ORDER BY r.seq");
 				else
 					appendStringInfoString(&sql, " ORDER BY r.priority DESC, r.seq");
-				appendStringInfo(&sql,
-								 " LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING " READY_COLS ")"
-								 " INSERT INTO %s (vt, leased, " READY_COLS ")"
-								 " SELECT $2, true, seq, id, priority, attempt" OP("+") "1,"
-								 " enqueued_at, message, headers, dedup_key, last_error FROM moved"
-								 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
-								 " dedup_key, last_error", W);
-				*nargs = lane ? 4 : 2;
-				types[0] = INT4OID;
-				types[1] = TIMESTAMPTZOID;
-				types[2] = INT4OID;
-				types[3] = INT8OID;
-				break;
-			}
-		case MQP_POP_LANE:
-		case MQP_POP_ANY:
-			{
-				bool		lane = (kind == MQP_POP_LANE);
-
-				appendStringInfo(&sql,
-								 "WITH moved AS (DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
-								 "SELECT r.ctid FROM %s r", R, R);
-				if (lane)
-					appendStringInfoString(&sql,
-										   " WHERE r.priority" OP("=") "$3 AND r.seq" OP(">=") "$4"
-										   " ORDER BY r.seq");
-				else
-					appendStringInfoString(&sql, " ORDER BY r.priority DESC, r.seq");
-				appendStringInfo(&sql,
-								 " LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING " READY_COLS "),"
-								 " keys AS (DELETE FROM mq.dedup_keys k USING moved m"
-								 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "m.dedup_key"
-								 " AND k.id" OP("=") "m.id)", qname);
-				if (q->has_retention)
-					appendStringInfo(&sql,
-									 ", arch AS (INSERT INTO mq.archive (queue, id, message, headers, attempts, enqueued_at)"
-									 " SELECT %s, id, message, headers, attempt" OP("+") "1, enqueued_at FROM moved)",
-									 qname);
 				appendStringInfoString(&sql,
-									   " SELECT id, message, headers, attempt" OP("+") "1, enqueued_at, $2,"
-									   " priority, seq, dedup_key, last_error FROM moved");
+									   " LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING " READY_COLS ")");
+				if (lease)
+					appendStringInfo(&sql,
+									 " INSERT INTO %s (vt, leased, " READY_COLS ")"
+									 " SELECT $2, true, seq, id, priority, attempt" OP("+") "1,"
+									 " enqueued_at, message, headers, dedup_key, last_error FROM moved"
+									 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
+									 " dedup_key, last_error", W);
+				else
+				{
+					appendStringInfo(&sql,
+									 ", keys AS (DELETE FROM mq.dedup_keys k USING moved m"
+									 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "m.dedup_key"
+									 " AND k.id" OP("=") "m.id)", qname);
+					if (q->has_retention)
+						appendStringInfo(&sql,
+										 ", arch AS (INSERT INTO mq.archive (queue, id, message, headers, attempts, enqueued_at)"
+										 " SELECT %s, id, message, headers, attempt" OP("+") "1, enqueued_at FROM moved)",
+										 qname);
+					appendStringInfoString(&sql,
+										   " SELECT id, message, headers, attempt" OP("+") "1, enqueued_at, $2,"
+										   " priority, seq, dedup_key, last_error FROM moved");
+				}
 				*nargs = lane ? 4 : 2;
 				types[0] = INT4OID;
 				types[1] = TIMESTAMPTZOID;
