@@ -70,19 +70,30 @@ typedef struct MqSubSave
 
 static List *mqx_subsaves = NIL;	/* stack, innermost last */
 
+/* What this transaction did to the queue of qs, or NULL: nothing yet. */
 static MqXactQueue *
-mqx_entry(MqQueueShared *qs)
+mqx_find(MqQueueShared *qs)
 {
 	ListCell   *lc;
-	MqXactQueue *xq;
-	MemoryContext old;
 
 	foreach(lc, mqx_queues)
 	{
-		xq = lfirst(lc);
+		MqXactQueue *xq = lfirst(lc);
+
 		if (xq->qs == qs)
 			return xq;
 	}
+	return NULL;
+}
+
+static MqXactQueue *
+mqx_entry(MqQueueShared *qs)
+{
+	MqXactQueue *xq = mqx_find(qs);
+	MemoryContext old;
+
+	if (xq)
+		return xq;
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	xq = palloc0(sizeof(MqXactQueue));
 	xq->qs = qs;
@@ -202,37 +213,13 @@ mq_xact_deleted_ready(MqQueueShared *qs, int32 priority, uint64 min_seq)
 void
 mq_xact_gauges_unsure(MqQueueShared *qs, bool always)
 {
-	ListCell   *lc;
+	MqXactQueue *xq;
 
 	if (qs == NULL)
 		return;
-	if (always)
-	{
-		mqx_entry(qs)->gauges_unsure = true;
-		return;
-	}
-	foreach(lc, mqx_queues)
-	{
-		MqXactQueue *xq = lfirst(lc);
-
-		if (xq->qs == qs)
-			xq->gauges_unsure = true;
-	}
-}
-
-bool
-mq_xact_deleted_from(MqQueueShared *qs)
-{
-	ListCell   *lc;
-
-	foreach(lc, mqx_queues)
-	{
-		MqXactQueue *xq = lfirst(lc);
-
-		if (xq->qs == qs)
-			return xq->deleted_ready;
-	}
-	return false;
+	xq = always ? mqx_entry(qs) : mqx_find(qs);
+	if (xq)
+		xq->gauges_unsure = true;
 }
 
 /* A wait row with this vt was written: next_due must not stay later. */

@@ -168,7 +168,6 @@ extern void mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_
 extern void mq_xact_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_xact_deleted_ready(MqQueueShared *qs, int32 priority, uint64 min_seq);
 extern void mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low);
-extern bool mq_xact_deleted_from(MqQueueShared *qs);
 extern void mq_xact_gauges_unsure(MqQueueShared *qs, bool always);
 extern void mq_srf_materialize(FunctionCallInfo fcinfo);
 extern TimestampTz mq_now(void);
