@@ -10,7 +10,9 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
+#endif
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -106,6 +108,16 @@ mq_ack_many(PG_FUNCTION_ARGS)
  * that keeps between half and all of it, so that consumers failing
  * together do not retry together.
  */
+static float8
+mqa_random(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return pg_prng_double(&pg_global_prng_state);
+#else
+	return (float8) random() / ((float8) MAX_RANDOM_VALUE + 1);
+#endif
+}
+
 Interval *
 mq_backoff(MqQueue *q, int32 attempt)
 {
@@ -123,7 +135,7 @@ mq_backoff(MqQueue *q, int32 attempt)
 		delay = &q->retry_delay_max;
 	return DatumGetIntervalP(DirectFunctionCall2(interval_mul,
 												 PointerGetDatum(delay),
-												 Float8GetDatum(0.5 + 0.5 * pg_prng_double(&pg_global_prng_state))));
+												 Float8GetDatum(0.5 + 0.5 * mqa_random())));
 }
 
 Datum

@@ -32,6 +32,12 @@
 
 #define OP(x) " OPERATOR(pg_catalog." x ") "
 
+#if PG_VERSION_NUM >= 140000
+#define MQ_HASH_STRINGS HASH_STRINGS
+#else
+#define MQ_HASH_STRINGS 0		/* string keys were the default */
+#endif
+
 static HTAB *mqc_queues = NULL;
 static Oid	mqc_catalog_relid = InvalidOid;
 static Oid	mqc_sequence_relid = InvalidOid;
@@ -72,7 +78,7 @@ mqc_init(void)
 	ctl.entrysize = sizeof(MqQueue);
 	ctl.hcxt = CacheMemoryContext;
 	mqc_queues = hash_create("mq queues", 64, &ctl,
-							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+							 HASH_ELEM | MQ_HASH_STRINGS | HASH_CONTEXT);
 	if (!mqc_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(mqc_invalidate, (Datum) 0);

@@ -103,6 +103,12 @@ typedef struct MqWorkerShared
 bool		mq_worker_enabled = true;
 int			mq_worker_naptime = 1000;
 
+#if PG_VERSION_NUM >= 170000
+#define MQ_MY_PROCNO MyProcNumber
+#else
+#define MQ_MY_PROCNO (MyProc->pgprocno)
+#endif
+
 static MqWorkerShared *mqw_shared = NULL;
 static ProcessUtility_hook_type mqw_prev_utility = NULL;
 
@@ -310,10 +316,19 @@ mqw_stop_worker(const char *dbname)
 		kill(pid, SIGTERM);
 }
 
+#if PG_VERSION_NUM >= 140000
+#define MQW_UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
 static void
 mqw_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ProcessUtilityContext context, ParamListInfo params,
 			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+#else
+#define MQW_UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
+static void
+mqw_utility(PlannedStmt *pstmt, const char *queryString,
+			ProcessUtilityContext context, ParamListInfo params,
+			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+#endif
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
@@ -338,11 +353,9 @@ mqw_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	}
 
 	if (mqw_prev_utility)
-		mqw_prev_utility(pstmt, queryString, readOnlyTree, context, params,
-						 queryEnv, dest, qc);
+		mqw_prev_utility(MQW_UTILITY_ARGS);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+		standard_ProcessUtility(MQW_UTILITY_ARGS);
 }
 
 /* ---- launcher ----------------------------------------------------------- */
@@ -414,7 +427,7 @@ mq_launcher_main(Datum arg)
 	handles = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(BackgroundWorkerHandle *) * mqw_shared->nslots);
 	LWLockAcquire(mq_workers_lock(), LW_EXCLUSIVE);
-	mqw_shared->launcher_procno = MyProc->pgprocno;
+	mqw_shared->launcher_procno = MQ_MY_PROCNO;
 	/* after a restart of the launcher, forget what ran before */
 	for (int i = 0; i < mqw_shared->nslots; i++)
 		if (mqw_shared->slots[i].state == MQW_RUNNING || mqw_shared->slots[i].state == MQW_STARTING)
@@ -630,7 +643,7 @@ mq_worker_main(Datum arg)
 		proc_exit(0);
 	}
 	mqw_my_slot->pid = MyProcPid;
-	mqw_my_slot->procno = MyProc->pgprocno;
+	mqw_my_slot->procno = MQ_MY_PROCNO;
 	mqw_my_wanted = mqw_my_slot->wanted;
 	mqw_my_slot->started_at = GetCurrentTimestamp();
 	mqw_my_slot->last_run = 0;
