@@ -9,10 +9,18 @@
 #
 #   bash bench/run.sh [--smoke] [--only W1,W2,...]
 #
-#   --smoke     every workload for ~2 s on tiny backlogs (< 1 minute in all);
+#   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
 #               exit status 0 only if every pgbench run was clean
-#   --only L    run only the workloads of the comma-separated list L
-#               (W1 W2 W3 W4 W5 W8; W6 and W7 are not implemented yet)
+#   --only L    run only the workloads of the comma-separated list L:
+#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 (W6 includes W6b)
+#
+# Workloads (bench/RESULTS.md says more): W1 send; W1n W1 with mq.notify on
+# vs off, a LISTENer connected; W2 receive+ack; W3 send_batch; W4 receive
+# 100 + ack; W5 send-to-receive latency, polling consumers; W6 publish to 10
+# subscribed queues vs 10 sends; W6b publish that matches none of 1,000
+# subscriptions vs 1 send; W7 blocking-receive wake-up latency vs polling
+# every 1 ms; W7n latency from a committed send to its NOTIFY; W8 W2 with the
+# xmin horizon held.  W1n and W7n compile bench/listen.c (cc, libpq).
 #
 # Environment:
 #   PG_CONFIG        pg_config of the PostgreSQL to use (default: PostgreSQL
@@ -26,6 +34,7 @@
 #   MQ_BENCH_N_W2    W2 backlog of the full run (default 1200000)
 #   MQ_BENCH_N_W4    W4 backlog of the full run (default 6000000)
 #   MQ_BENCH_N_W8    W8 backlog of the full run (default 2000000)
+#   CC               compiler for bench/listen.c (default cc)
 #
 # The cluster lives in a mktemp directory, listens only on a unix socket in
 # that directory, and is stopped and removed on exit, also after a failure
@@ -49,17 +58,18 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1 ;;
         --only) shift; ONLY=${1:-} ;;
         --only=*) ONLY=${1#--only=} ;;
-        -h|--help) sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
-ALL_WORKLOADS="W1 W2 W3 W4 W5 W6 W7 W8"
+ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8"
 ONLY=$(echo "$ONLY" | tr ',a-z' ' A-Z')
 for w in $ONLY; do
     case " $ALL_WORKLOADS " in *" $w "*) ;; *) echo "bench: unknown workload '$w' in --only" >&2; exit 2 ;; esac
 done
-want() { [ -z "$ONLY" ] || case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+case " $ONLY " in *" W6 "*) ONLY="$ONLY W6B" ;; esac
+want() { [ -z "$ONLY" ] || case " $ONLY " in *" ${1^^} "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ "$SMOKE" -eq 1 ]; then
     T=2             # seconds per pgbench run
@@ -69,6 +79,8 @@ if [ "$SMOKE" -eq 1 ]; then
     N_W4=20000
     N_W8=3000
     W5_RATE=200     # W5: total producer rate, messages/s
+    N_W7=50         # W7: wake-ups measured
+    N_W7N=30        # W7n: notifications measured
     FSYNC_SECS=1
 else
     T=${MQ_BENCH_T:-20}
@@ -78,6 +90,8 @@ else
     N_W4=${MQ_BENCH_N_W4:-6000000}
     N_W8=${MQ_BENCH_N_W8:-2000000}
     W5_RATE=1000
+    N_W7=1000
+    N_W7N=200
     FSYNC_SECS=2
 fi
 PAYLOAD='{"order": 12345, "customer": "c-42", "amount": 99.5}'
@@ -243,9 +257,9 @@ EOF
     { tail -n 30 "$DIR/server.log" >&2; die "the cluster did not start"; }
 STARTED=1
 
-# psql as the cluster's user; -c or stdin
+# psql as the cluster's user; -c or stdin (sql_in: also COPY FROM STDIN)
 sql() { "${AS[@]}" psql -X -q -At -v ON_ERROR_STOP=1 "$@" </dev/null; }
-sql_in() { "${AS[@]}" psql -X -q -At -v ON_ERROR_STOP=1; }
+sql_in() { "${AS[@]}" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 
 "${AS[@]}" createdb bench </dev/null || die "createdb failed"
 sql -f "$DIR/scripts/setup.sql" >/dev/null || die "setup.sql failed"
@@ -295,13 +309,17 @@ count_msgs() {
 # ------------------------------------------------------------- pgbench run
 
 # run_pgbench TAG SYNC CLIENTS SECONDS SCRIPT [pgbench options...]
+# SECONDS may be Nx: N transactions per client instead of a duration.
+# PGB_GUCS, if set, adds settings ("-c name=value ...") to the sessions.
 # Sets TPS and NXACT; dies on any error.  Output in $OUT/TAG.log.
+PGB_GUCS=
 run_pgbench() {
     local tag=$1 sync=$2 clients=$3 secs=$4 script=$5
     shift 5
-    local out=$OUT/$tag.log
-    "${AS[@]}" PGOPTIONS="-c synchronous_commit=$sync" \
-        pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" --progress=5 \
+    local out=$OUT/$tag.log len=(-T "$secs")
+    [[ $secs == *x ]] && len=(-t "${secs%x}")
+    "${AS[@]}" PGOPTIONS="-c synchronous_commit=$sync $PGB_GUCS" \
+        pgbench -n -M prepared -c "$clients" -j 2 "${len[@]}" --progress=5 \
         -f "$DIR/scripts/$script" "$@" </dev/null >"$out" 2>&1
     local rc=$?
     check_pgbench "$tag" "$out" "$rc"
@@ -338,7 +356,7 @@ check_count() {
 # --------------------------------------------------------------- results
 
 declare -A R   # R[key,floor] / R[key,mq]
-ROWS=()        # "key|label|kind"  kind: tps, ms, frac, na
+ROWS=()        # "key|label|kind"  kind: tps, cost, ms, frac
 NOTES=()
 
 fmt() {
@@ -377,6 +395,105 @@ workload_tps() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
+# median V...: the middle value, or the mean of the two middle ones.
+median() {
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# latency_stats SIDE: LAT_N, LAT_P50, LAT_P99 (ms) of bench_latency's rows
+# of SIDE (percentile_cont, as W5).
+latency_stats() {
+    local out
+    out=$(sql -F ' ' -c "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FROM bench_latency WHERE side = '$1'") ||
+        die "could not read the latencies of $1"
+    read -r LAT_N LAT_P50 LAT_P99 <<<"$out"
+}
+
+# wait_bg PID SECONDS APPNAME: wait for background job PID at most SECONDS;
+# if it is still running then, terminate its sessions (application_name
+# APPNAME) and return 124.  Otherwise return its exit status.
+wait_bg() {
+    local pid=$1 secs=$2 app=$3
+    for _ in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$app'" >/dev/null
+        wait "$pid" 2>/dev/null
+        return 124
+    fi
+    wait "$pid"
+}
+
+# wait_session APPNAME CONDITION WHAT: wait (10 s at most) until a session
+# with that application_name satisfies the SQL condition on
+# pg_stat_activity; die with WHAT otherwise.
+wait_session() {
+    local app=$1 cond=$2 what=$3 n
+    for _ in $(seq 1 100); do
+        n=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$app' AND $cond")
+        [ "$n" = 1 ] && return 0
+        sleep 0.1
+    done
+    die "$what"
+}
+
+# start_listener TAG CHANNEL: a session LISTENs to CHANNEL in the background
+# (bench/listen.c, counting what it gets); returns once its LISTEN is in.
+# stop_listener TAG: stop it (NOTIFY bench_stop) and set NOTIFIED to the
+# number of notifications it got on CHANNEL.
+LISTENER_PID=
+start_listener() {
+    local tag=$1 channel=$2
+    "${AS[@]}" "$DIR/listen" drain "$channel" bench_stop $((T + 120)) \
+        </dev/null >"$OUT/$tag-listen.log" 2>&1 &
+    LISTENER_PID=$!
+    BG_PIDS+=("$LISTENER_PID")
+    for _ in $(seq 1 100); do
+        grep -q '^listening$' "$OUT/$tag-listen.log" && return 0
+        kill -0 "$LISTENER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$OUT/$tag-listen.log" >&2
+    die "$tag: the LISTEN session did not start"
+}
+stop_listener() {
+    local tag=$1 rc
+    sql -c "NOTIFY bench_stop" >/dev/null || die "$tag: NOTIFY bench_stop failed"
+    wait "$LISTENER_PID"
+    rc=$?
+    BG_PIDS=()
+    LISTENER_PID=
+    NOTIFIED=$(sed -n 's/^received \([0-9]*\)$/\1/p' "$OUT/$tag-listen.log")
+    if [ "$rc" -ne 0 ] || [ -z "$NOTIFIED" ]; then
+        cat "$OUT/$tag-listen.log" >&2
+        die "$tag: the LISTEN session failed (exit status $rc)"
+    fi
+}
+
+# target NAME VALUE OP LIMIT: a note saying whether VALUE meets the target.
+target() {
+    local verdict
+    verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN {
+        ok = (op == "<=") ? v <= l : (op == ">=") ? v >= l : (op == "<") ? v < l : v > l
+        print (ok ? "met" : "MISSED") }')
+    NOTES+=("target $1 $3 $4: $(fmt "$2" 2), $verdict")
+}
+
+# -------------------------------------------------- LISTEN helper (W1n, W7n)
+
+if want W1n || want W7n; then
+    log "== compile bench/listen.c"
+    "${CC:-cc}" -O2 -Wall -o "$DIR/listen" "$BENCH_DIR/listen.c" \
+        -I"$("$PG_CONFIG" --includedir)" -L"$("$PG_CONFIG" --libdir)" -lpq >"$OUT/listen-cc.log" 2>&1 || {
+        cat "$OUT/listen-cc.log" >&2
+        die "could not compile bench/listen.c (W1n, W7n need a C compiler and libpq-fe.h: apt-get install libpq-dev)"
+    }
+    chmod 755 "$DIR/listen"
+fi
+
 # ------------------------------------------------------------- workloads
 
 log "== PostgreSQL $PG_VERSION, $(nproc) cores, $([ "$SMOKE" -eq 1 ] && echo smoke || echo full) run"
@@ -384,6 +501,40 @@ log "== PostgreSQL $PG_VERSION, $(nproc) cores, $([ "$SMOKE" -eq 1 ] && echo smo
 if want W1; then
     workload_tps W1off "W1 send, 1/xact, 4 clients, sync off" off 4 "$T" send 0 1 1
     workload_tps W1on "W1 send, 1/xact, 4 clients, sync on" on 4 "$T" send 0 1 1
+fi
+
+if want W1n; then
+    # W1 on mq (sync off) with mq.notify on, then off, on, off (this noisy
+    # machine drifts); medians.  A session LISTENs to mq_bench throughout:
+    # with notify on it must get notifications, with notify off none.
+    W1N_ON=() W1N_OFF=() W1N_GOT=()
+    for round in 1 2; do
+        for mode in on off; do
+            tag=W1n-$mode$round
+            log "== $tag: W1 mq send, 4 clients, sync off, mq.notify=$mode, LISTEN mq_bench"
+            prepare mq 0
+            start_listener "$tag" mq_bench
+            PGB_GUCS="-c mq.notify=$mode"
+            run_pgbench "$tag" off 4 "$T" mq_send.sql
+            PGB_GUCS=
+            check_count "$tag" mq "$NXACT" 4
+            stop_listener "$tag"
+            if [ "$mode" = on ]; then
+                [ "$NOTIFIED" -gt 0 ] || die "$tag: mq.notify=on, but the LISTEN session got no notification"
+                W1N_ON+=("$TPS")
+                W1N_GOT+=("$NOTIFIED")
+            else
+                [ "$NOTIFIED" -eq 0 ] || die "$tag: mq.notify=off, but the LISTEN session got $NOTIFIED notifications"
+                W1N_OFF+=("$TPS")
+            fi
+            log "   notify $mode: $TPS tps ($NXACT transactions), $NOTIFIED notifications received"
+        done
+    done
+    R[W1n,floor]=$(median "${W1N_OFF[@]}")
+    R[W1n,mq]=$(median "${W1N_ON[@]}")
+    ROWS+=("W1n|W1n mq send, 4 cl, sync off: notify on (floor: off)|tps")
+    NOTES+=("W1n: mq.notify on $(fmt "${W1N_ON[0]}" 0), $(fmt "${W1N_ON[1]}" 0) tps; off $(fmt "${W1N_OFF[0]}" 0), $(fmt "${W1N_OFF[1]}" 0) tps (run on, off, on, off); the LISTENer got ${W1N_GOT[0]} and ${W1N_GOT[1]} notifications in the on runs, 0 in the off runs")
+    target "W1n on/off" "$(ratio "${R[W1n,mq]}" "${R[W1n,floor]}")" ">=" 0.95
 fi
 if want W2; then
     workload_tps W2off "W2 receive+ack, 1/xact, 4 cl, sync off" off 4 "$T" recv1 "$N_W2" 1 0
@@ -424,8 +575,217 @@ if want W5; then
     ROWS+=("W5p99|W5 latency p99 (ms), lower is better|ms")
 fi
 
-want W6 && ROWS+=("W6|W6 topics (publish/subscribe)|na")
-want W7 && ROWS+=("W7|W7 blocking receive|na")
+# W6, W6b: publish vs the sends it replaces, 2 clients, sync off.  The
+# "floor" column holds the comparison (mq sends), the last column the cost
+# ratio publish / comparison (= floor tps / mq tps).
+W6_QUEUES="queue IN ('w6_q1', 'w6_q2', 'w6_q3', 'w6_q4', 'w6_q5', 'w6_q6', 'w6_q7', 'w6_q8', 'w6_q9', 'w6_q10')"
+
+# w6_prepare: empty the 10 queues, then what prepare does (bench emptied too).
+w6_prepare() {
+    sql -c "SELECT sum(mq.purge_queue('w6_q' || i)) FROM generate_series(1, 10) i" >/dev/null ||
+        die "W6: could not empty the queues"
+    prepare mq 0
+}
+
+# w6_check TAG EXPECTED SLACK: each of the 10 queues holds EXPECTED
+# messages, give or take SLACK.
+w6_check() {
+    local tag=$1 exp=$2 slack=$3 out n lo hi
+    out=$(sql -F ' ' -c "SELECT count(*), min(ready + in_flight + delayed), max(ready + in_flight + delayed) FROM mq.metrics() WHERE $W6_QUEUES") ||
+        die "$tag: could not count messages"
+    read -r n lo hi <<<"$out"
+    [ "$n" = 10 ] || die "$tag: $n of the 10 W6 queues found"
+    if [ "$lo" -lt $((exp - slack)) ] || [ "$hi" -gt $((exp + slack)) ]; then
+        die "$tag: pgbench's transaction count implies $exp messages in each W6 queue, they hold $lo to $hi"
+    fi
+}
+
+if want W6 || want W6b; then
+    log "== W6 setup: queues w6_q1..w6_q10, each subscribed to 'orders.*'"
+    sql -c "SELECT count(mq.create_queue('w6_q' || i)) FROM generate_series(1, 10) i" \
+        -c "SELECT count(mq.subscribe('w6_q' || i, 'orders.*')) FROM generate_series(1, 10) i" \
+        >/dev/null || die "W6: setup failed"
+fi
+
+if want W6; then
+    for side in floor mq; do
+        if [ "$side" = floor ]; then
+            script=mq_w6_send10.sql what="10 mq.send, one statement"
+        else
+            script=mq_w6_publish.sql what="mq.publish('orders.paid'), 10 subscribed queues"
+        fi
+        log "== W6 $side: $what, 2 clients, sync off"
+        w6_prepare
+        run_pgbench "W6-$side" off 2 "$T" "$script"
+        w6_check "W6-$side" "$NXACT" 2
+        R[W6,$side]=$TPS
+        log "   $side: $TPS tps ($NXACT transactions, 10 messages each)"
+    done
+    ROWS+=("W6|W6 publish to 10 subs (floor: 10 sends) [cost]|cost")
+    target "W6 cost publish/10 sends" "$(ratio "${R[W6,floor]}" "${R[W6,mq]}")" "<=" 1.25
+fi
+
+if want W6b; then
+    # 1,000 more subscriptions on the same queues, none matching
+    # 'billing.refunded', in four shapes: first word literal ('svcN.*',
+    # 'svcN.#.done'), first word a wildcard ('*.evtN'), '#' at both ends
+    # ('#.evtN.#').
+    log "== W6b setup: 1,000 subscriptions that 'billing.refunded' does not match"
+    n=$(sql -c "SELECT count(mq.subscribe('w6_q' || (i % 10 + 1),
+                   CASE i % 4 WHEN 0 THEN 'svc' || i || '.*' WHEN 1 THEN 'svc' || i || '.#.done'
+                              WHEN 2 THEN '*.evt' || i ELSE '#.evt' || i || '.#' END))
+                  FROM generate_series(1, 1000) i" \
+            -c "SELECT count(*) FROM mq.subscriptions WHERE pattern <> 'orders.*'" | tail -n 1) ||
+        die "W6b: setup failed"
+    [ "$n" = 1000 ] || die "W6b: 1000 subscriptions wanted, $n found"
+    for side in floor mq; do
+        w6_prepare
+        if [ "$side" = floor ]; then
+            log "== W6b floor: one mq.send, 2 clients, sync off"
+            run_pgbench "W6b-floor" off 2 "$T" mq_send.sql
+            check_count "W6b-floor" mq "$NXACT" 2
+        else
+            log "== W6b mq: mq.publish('billing.refunded'), 1,010 subscriptions, none matching, 2 clients, sync off"
+            run_pgbench "W6b-mq" off 2 "$T" mq_w6b_publish.sql
+            w6_check "W6b-mq" 0 0
+            check_count "W6b-mq" mq 0 0
+        fi
+        R[W6b,$side]=$TPS
+        log "   $side: $TPS tps ($NXACT transactions)"
+    done
+    ROWS+=("W6b|W6b publish, none of 1000 subs (floor: 1 send) [cost]|cost")
+fi
+
+# W7: wake-up latency of a blocking receive.  One producer sends N_W7
+# messages, one per transaction, 5 ms apart, each carrying clock_timestamp()
+# taken just before its commit; the consumer records clock_timestamp() -
+# that when its receive returns.  mq: one waiter in mq.receive(wait => 5 s)
+# (pgbench); floor: mq.receive without wait, polled every ~1 ms by a DO loop
+# that commits after each poll (pg_sleep(0.0009): pg_sleep sleeps in whole
+# milliseconds, and pg_sleep(0.001) takes ~2 ms, as it wakes up a hair before
+# its end and sleeps another ms; the loop reports its mean poll period).
+# Not counted (side 'warmup'): one
+# message sent before the producer starts, which the consumer must have
+# handled first (its first receive, insert and ack plan their statements),
+# and the producer's first (its first send does).
+if want W7; then
+    sql -c "SELECT mq.create_queue('w7')" >/dev/null || die "W7: could not create queue w7"
+    limit=$((N_W7 * 20 / 1000 + 30))   # seconds a consumer may take in all
+    total=$((N_W7 + 2))                 # messages a consumer handles
+    for side in floor mq; do
+        sql -c "SELECT mq.purge_queue('w7')" -c "TRUNCATE bench_latency" -c "VACUUM (ANALYZE)" -c "CHECKPOINT" \
+            >/dev/null || die "W7: could not reset queue w7"
+        if [ "$side" = floor ]; then
+            app=mq_bench_w7poll lside=w7poll
+            log "== W7 floor: $N_W7 messages 5 ms apart, a consumer polling mq.receive every ~1 ms"
+            "${AS[@]}" PGAPPNAME=$app PGOPTIONS="-c synchronous_commit=off" psql -X -q -v ON_ERROR_STOP=1 -c "
+DO \$\$
+DECLARE
+    n int := 0;
+    polls int := 0;
+    rid bigint;
+    lat float8;
+    warm int;
+    t0 timestamptz := clock_timestamp();
+    deadline timestamptz := clock_timestamp() + interval '$limit s';
+BEGIN
+    WHILE n < $total LOOP
+        polls := polls + 1;
+        SELECT id, extract(epoch FROM clock_timestamp() - (message->>'t')::timestamptz) * 1000,
+               coalesce((message->>'warmup')::int, 0)
+          INTO rid, lat, warm FROM mq.receive('w7', 1);
+        IF rid IS NOT NULL THEN
+            INSERT INTO bench_latency VALUES (CASE WHEN warm = 1 THEN 'warmup' ELSE '$lside' END, lat);
+            PERFORM mq.ack('w7', rid);
+            n := n + 1;
+        ELSIF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'W7 poller: % of $total messages received in $limit s', n;
+        ELSE
+            PERFORM pg_sleep(0.0009);
+        END IF;
+        COMMIT;
+    END LOOP;
+    RAISE NOTICE 'W7 poller: mean poll period % ms',
+        round((extract(epoch FROM clock_timestamp() - t0) * 1000 / polls)::numeric, 3);
+END
+\$\$" </dev/null >"$OUT/W7-floor-consumer.log" 2>&1 &
+            ready="state = 'active'"
+        else
+            app=mq_bench_w7 lside=w7
+            log "== W7 mq: $N_W7 messages 5 ms apart, a waiter in mq.receive(wait => '5 s')"
+            "${AS[@]}" PGAPPNAME=$app PGOPTIONS="-c synchronous_commit=off" \
+                pgbench -n -M prepared -c 1 -t "$total" -f "$DIR/scripts/mq_w7_wait.sql" \
+                </dev/null >"$OUT/W7-mq-consumer.log" 2>&1 &
+            ready="wait_event_type = 'Extension'"
+        fi
+        cpid=$!
+        BG_PIDS+=("$cpid")
+        wait_session "$app" "$ready" "W7 $side: the consumer did not start (see $OUT/W7-$side-consumer.log)"
+        sql -c "SELECT mq.send('w7', jsonb_build_object('t', clock_timestamp(), 'warmup', 1))" >/dev/null ||
+            die "W7 $side: could not send the warm-up message"
+        for _ in $(seq 1 100); do
+            [ "$(sql -c "SELECT count(*) FROM bench_latency WHERE side = 'warmup'")" = 1 ] && break
+            sleep 0.1
+        done
+        [ "$(sql -c "SELECT count(*) FROM bench_latency WHERE side = 'warmup'")" = 1 ] ||
+            die "W7 $side: the consumer did not receive the warm-up message within 10 s"
+        wait_session "$app" "$ready" "W7 $side: the consumer did not go back to waiting"
+        run_pgbench "W7-$side-producer" off 1 "$((N_W7 + 1))x" mq_w7_send.sql -D warmup=1
+        wait_bg "$cpid" "$limit" "$app"
+        crc=$?
+        BG_PIDS=()
+        [ "$crc" -ne 124 ] || die "W7 $side: the consumer had not received all $total messages after $limit s"
+        if [ "$side" = floor ]; then
+            [ "$crc" -eq 0 ] || { tail -n 5 "$OUT/W7-floor-consumer.log" >&2; die "W7 floor: the polling consumer failed (exit status $crc)"; }
+        else
+            check_pgbench "W7-mq-consumer" "$OUT/W7-mq-consumer.log" "$crc"
+        fi
+        sql -c "SELECT side, ms FROM bench_latency" >"$OUT/W7-$side-latencies.log"
+        latency_stats "$lside"
+        warm=$(sql -c "SELECT count(*) FROM bench_latency WHERE side = 'warmup'")
+        [ "$LAT_N" = "$N_W7" ] && [ "$warm" = 2 ] ||
+            die "W7 $side: $N_W7 + 2 warm-up messages sent, $LAT_N + $warm received (did a 5 s wait end with nothing?)"
+        left=$(sql -c "SELECT ready + in_flight + delayed FROM mq.metrics('w7')") || die "W7: could not count messages"
+        [ "$left" = 0 ] || die "W7 $side: $left messages left in queue w7"
+        R[W7p50,$side]=$LAT_P50
+        R[W7p99,$side]=$LAT_P99
+        log "   $side: $LAT_N received, p50 $LAT_P50 ms, p99 $LAT_P99 ms"
+        if [ "$side" = floor ]; then
+            period=$(sed -n 's/.*W7 poller: mean poll period \([0-9.]*\) ms.*/\1/p' "$OUT/W7-floor-consumer.log")
+            [ -n "$period" ] || die "W7 floor: the poller did not report its poll period"
+            NOTES+=("W7 floor: the consumer polled every $period ms on average (pg_sleep(0.0009) + receive + commit)")
+        fi
+    done
+    ROWS+=("W7p50|W7 wake-up p50 (ms) (floor: poll every ~1 ms)|ms")
+    ROWS+=("W7p99|W7 wake-up p99 (ms) (floor: poll every ~1 ms)|ms")
+    NOTES+=("W7: $N_W7 messages 5 ms apart; latency = commit (clock_timestamp() in the message) to the receive's return, synchronous_commit off")
+    target "W7 p50 (ms)" "${R[W7p50,mq]}" "<" 1
+fi
+
+# W7n: latency from a committed send to its NOTIFY at a LISTENer, one
+# message at a time, 10 ms apart (bench/listen.c latency: from
+# clock_timestamp() read by the send's statement, just before its commit,
+# as in W7, to the notification's arrival; one warm-up round not counted).
+# No floor.
+if want W7n; then
+    log "== W7n: $N_W7N sends to queue bench, one at a time, 10 ms apart; time until LISTEN mq_bench hears it"
+    prepare mq 0
+    "${AS[@]}" "$DIR/listen" latency bench "$N_W7N" 10 </dev/null \
+        >"$OUT/W7n-latencies.log" 2>"$OUT/W7n.log" ||
+        { cat "$OUT/W7n.log" >&2; die "W7n: the notification latency run failed"; }
+    awk '{ print "notify\t" $1 }' "$OUT/W7n-latencies.log" |
+        sql_in -c "COPY bench_latency (side, ms) FROM STDIN" || die "W7n: could not load the latencies"
+    latency_stats notify
+    [ "$LAT_N" = "$N_W7N" ] || die "W7n: $N_W7N notifications wanted, $LAT_N measured"
+    check_count W7n mq $((N_W7N + 1)) 0
+    R[W7np50,mq]=$LAT_P50
+    R[W7np99,mq]=$LAT_P99
+    log "   p50 $LAT_P50 ms, p99 $LAT_P99 ms"
+    ROWS+=("W7np50|W7n send commit -> NOTIFY p50 (ms), no floor|ms")
+    ROWS+=("W7np99|W7n send commit -> NOTIFY p99 (ms), no floor|ms")
+    NOTES+=("W7n: $N_W7N notifications 10 ms apart; latency = commit (clock_timestamp() in the send's statement) to the notification's arrival at the LISTENer")
+    target "W7n p50 (ms)" "${R[W7np50,mq]}" "<" 50
+fi
 
 if want W8; then
     # W2 on a bigger backlog while another session holds a REPEATABLE READ
@@ -480,26 +840,31 @@ fi
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); PostgreSQL $PG_VERSION; $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
     echo "shared_buffers 1GB; pg_test_fsync fdatasync: $FDATASYNC ops/sec (bounds sync-on commit rates)"
     echo
-    printf '%-44s %12s %12s %9s\n' "workload" "floor" "mq" "mq/floor"
-    printf '%-44s %12s %12s %9s\n' "--------" "-----" "--" "--------"
+    printf '%-52s %12s %12s %9s\n' "workload" "floor" "mq" "mq/floor"
+    printf '%-52s %12s %12s %9s\n' "--------" "-----" "--" "--------"
     for row in "${ROWS[@]}"; do
         IFS='|' read -r key label kind <<<"$row"
+        f=${R[$key,floor]:-}; m=${R[$key,mq]:-}
         case $kind in
-            na)
-                printf '%-44s %s\n' "$label" "n/a (not implemented)" ;;
             tps)
-                f=${R[$key,floor]}; m=${R[$key,mq]}
-                printf '%-44s %12s %12s %9s\n' "$label" "$(fmt "$f" 0)" "$(fmt "$m" 0)" "$(ratio "$m" "$f")" ;;
+                printf '%-52s %12s %12s %9s\n' "$label" "$(fmt "$f" 0)" "$(fmt "$m" 0)" "$(ratio "$m" "$f")" ;;
+            cost)
+                printf '%-52s %12s %12s %9s\n' "$label" "$(fmt "$f" 0)" "$(fmt "$m" 0)" "$(ratio "$f" "$m")" ;;
             ms)
-                f=${R[$key,floor]}; m=${R[$key,mq]}
-                printf '%-44s %12s %12s %9s\n' "$label" "$(fmt "$f" 3)" "$(fmt "$m" 3)" "$(ratio "$m" "$f")" ;;
+                printf '%-52s %12s %12s %9s\n' "$label" "$(fmt "$f" 3)" "$(fmt "$m" 3)" "$(ratio "$m" "$f")" ;;
             frac)
-                f=${R[$key,floor]}; m=${R[$key,mq]}
-                printf '%-44s %12s %12s %9s\n' "$label" "$(fmt "$f" 2)" "$(fmt "$m" 2)" "" ;;
+                printf '%-52s %12s %12s %9s\n' "$label" "$(fmt "$f" 2)" "$(fmt "$m" 2)" "" ;;
         esac
     done
     echo
     echo "tps = pgbench transactions/s (W3, W4: 100 messages per transaction)."
+    if want W6 || want W6b; then
+        echo "[cost]: floor and mq columns are tps; the last column is the cost per transaction,"
+        echo "  mq / floor = floor tps / mq tps (lower is better).  W6: 1 publish making 10 copies vs"
+        echo "  10 mq.send in one statement; W6b: 1 publish delivering nothing vs 1 mq.send."
+    fi
+    want W1n && echo "W1n: floor column = mq with mq.notify = off; medians of 2 runs each."
+    want W7 && echo "W7: floor column = mq.receive without wait, polled every ~1 ms."
     for n in "${NOTES[@]}"; do echo "note: $n"; done
 } >"$OUT/table.txt"
 
