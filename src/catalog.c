@@ -396,25 +396,16 @@ mqc_plan_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 	switch (kind)
 	{
 		case MQP_INSERT_READY:
-			appendStringInfo(&sql,
-							 "INSERT INTO %s (" READY_COLS ")"
-							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", R);
-			*nargs = 9;
-			types[0] = INT8OID;
-			types[1] = INT8OID;
-			types[2] = INT4OID;
-			types[3] = INT4OID;
-			types[4] = TIMESTAMPTZOID;
-			types[5] = JSONBOID;
-			types[6] = JSONBOID;
-			types[7] = TEXTOID;
-			types[8] = TEXTOID;
-			break;
 		case MQP_INSERT_WAIT:
-			appendStringInfo(&sql,
-							 "INSERT INTO %s (vt, leased, " READY_COLS ")"
-							 " VALUES ($10, false, $1, $2, $3, $4, $5, $6, $7, $8, $9)", W);
-			*nargs = 10;
+			if (kind == MQP_INSERT_READY)
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (" READY_COLS ")"
+								 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", R);
+			else
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (vt, leased, " READY_COLS ")"
+								 " VALUES ($10, false, $1, $2, $3, $4, $5, $6, $7, $8, $9)", W);
+			*nargs = (kind == MQP_INSERT_READY) ? 9 : 10;
 			types[0] = INT8OID;
 			types[1] = INT8OID;
 			types[2] = INT4OID;

@@ -58,7 +58,7 @@ mq_ready_registered(MqQueue *q, MqQueueShared *qs, int32 priority)
  * the ready table (a loose index scan, one probe per priority), and the
  * highest seq handed out so far.
  */
-void
+static void
 mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 {
 	static SPIPlanPtr seq_plan = NULL;

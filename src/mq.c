@@ -146,8 +146,7 @@ mq_xact_lane_scan_begin(MqQueueShared *qs, int32 priority, uint64 head,
 	l = xq->all_lanes_back ? NULL : mqx_lease(xq, priority);
 	if (l == NULL)
 	{
-		/* too many lanes in one transaction: move every head back at abort */
-		mq_xact_deleted_ready(qs, priority, 0);
+		mq_xact_all_lanes_back(qs);	/* too many lanes in one transaction */
 		return;
 	}
 	l->min_seq = Min(l->min_seq, head);
@@ -181,28 +180,21 @@ mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_seq)
 
 /*
  * Rows left the ready table other than by a lane scan (purge, scans over all
- * lanes); min_seq 0 means any lane.
+ * lanes, more lanes than one transaction tracks): at abort every lane head
+ * goes back to zero, and no head moves at commit.
  */
 void
-mq_xact_deleted_ready(MqQueueShared *qs, int32 priority, uint64 min_seq)
+mq_xact_all_lanes_back(MqQueueShared *qs)
 {
 	MqXactQueue *xq;
-	MqXactLease *l;
 
 	if (qs == NULL)
 		return;
 	xq = mqx_entry(qs);
 	xq->deleted_ready = true;
-	l = (min_seq == 0) ? NULL : mqx_lease(xq, priority);
-	if (l == NULL)
-	{
-		xq->all_lanes_back = true;
-		for (int i = 0; i < xq->nleases; i++)
-			xq->leases[i].advance = false;
-		return;
-	}
-	l->min_seq = Min(l->min_seq, min_seq);
-	l->advance = false;
+	xq->all_lanes_back = true;
+	for (int i = 0; i < xq->nleases; i++)
+		xq->leases[i].advance = false;
 }
 
 /*

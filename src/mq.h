@@ -166,7 +166,7 @@ extern void mq_xact_lane_scan_begin(MqQueueShared *qs, int32 priority, uint64 he
 									uint64 generation, uint64 cap);
 extern void mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_seq);
 extern void mq_xact_note_due(MqQueueShared *qs, TimestampTz vt);
-extern void mq_xact_deleted_ready(MqQueueShared *qs, int32 priority, uint64 min_seq);
+extern void mq_xact_all_lanes_back(MqQueueShared *qs);
 extern void mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low);
 extern void mq_xact_gauges_unsure(MqQueueShared *qs, bool always);
 extern void mq_srf_materialize(FunctionCallInfo fcinfo);
@@ -207,7 +207,6 @@ extern void mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at);
 extern int64 mq_promote_due(MqQueue *q, bool force);
 extern Interval *mq_backoff(MqQueue *q, int32 attempt);
 extern void mq_ready_registered(MqQueue *q, MqQueueShared *qs, int32 priority);
-extern void mq_ensure_lanes(MqQueue *q, MqQueueShared *qs);
 extern void mq_ensure_gauges(MqQueue *q, MqQueueShared *qs);
 extern void mq_ensure_totals(MqQueue *q, MqQueueShared *qs);
 extern int64 mq_flush_totals(void);

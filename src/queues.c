@@ -326,7 +326,7 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	mq_connect();
 	q = mq_queue_lookup(name, false);
 	qs = mq_queue_shared(q);
-	mq_xact_deleted_ready(qs, 0, 0);
+	mq_xact_all_lanes_back(qs);
 	mqq_exec(psprintf("DELETE FROM %s", q->ready_table), SPI_OK_DELETE);
 	n = (int64) SPI_processed;
 	mqq_exec(psprintf("DELETE FROM %s", q->wait_table), SPI_OK_DELETE);

@@ -137,7 +137,7 @@ mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 		args[0] = Int32GetDatum(quantity);
 		args[1] = TimestampTzGetDatum(visible_at);
 		/* no heads to keep: any abort sends every lane back to the start */
-		mq_xact_deleted_ready(qs, 0, 0);
+		mq_xact_all_lanes_back(qs);
 		rc = mq_exec_plan(mq_queue_plan(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY),
 							  args, NULL, false, 0);
 		if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
