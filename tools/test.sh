@@ -23,6 +23,11 @@
 #                           (default: postgres if it exists, else mqtest)
 #   TEMP_CONFIG             passed on to the TAP tests if set (appended to
 #                           every PostgreSQL::Test::Cluster node's config)
+#   MQ_SUITES               suites to run (default "regress isolation tap bench");
+#                           for a quick look while developing, not for CI
+#   MQ_ONLY                 names of the tests to run inside those suites
+#                           (pg_regress tests, specs, TAP files without .pl);
+#                           default: all
 
 set -u -o pipefail
 
@@ -153,9 +158,19 @@ TO=(timeout -k 30)
 
 # --- 1. pg_regress -----------------------------------------------------------
 
+SUITES=${MQ_SUITES:-regress isolation tap bench}
+# wanted SUITE [NAME]: whether MQ_SUITES / MQ_ONLY select it
+wanted() {
+    [[ " $SUITES " == *" $1 "* ]] || return 1
+    [ -z "${2:-}" ] || [ -z "${MQ_ONLY:-}" ] || [[ " $MQ_ONLY " == *" $2 "* ]]
+}
+
 mq_section "pg_regress"
 REGRESS_LIST=$(mq_var REGRESS) || setup_failed "could not read REGRESS from the Makefile"
-read -r -a REGRESS_TESTS <<<"$REGRESS_LIST"
+REGRESS_TESTS=()
+wanted regress && for name in $REGRESS_LIST; do
+    wanted regress "$name" && REGRESS_TESTS+=("$name")
+done
 if [ "${#REGRESS_TESTS[@]}" -eq 0 ]; then
     echo "pg_regress: REGRESS is empty, skipped"
 else
@@ -181,11 +196,13 @@ SPECS=("$T"/test/isolation/specs/*.spec)
 shopt -u nullglob
 if [ "${#SPECS[@]}" -eq 0 ]; then
     echo "isolation: no test/isolation/specs/*.spec, skipped"
+elif ! wanted isolation; then
+    echo "isolation: not selected (MQ_SUITES), skipped"
 else
     ISO_TESTS=()
     for s in "${SPECS[@]}"; do
         s=${s##*/}
-        ISO_TESTS+=("${s%.spec}")
+        wanted isolation "${s%.spec}" && ISO_TESTS+=("${s%.spec}")
     done
     # The specs share one database; CREATE EXTENSION is done once by
     # --load-extension, unless the specs create it themselves.
@@ -222,6 +239,8 @@ TAPS=("$T"/test/t/*.pl)
 shopt -u nullglob
 if [ "${#TAPS[@]}" -eq 0 ]; then
     echo "TAP: no test/t/*.pl, skipped"
+elif ! wanted tap; then
+    echo "TAP: not selected (MQ_SUITES), skipped"
 else
     # As prove_installcheck of $(pgxs)/src/Makefile.global does for PGXS,
     # with test/ as the suite's source directory (it holds t/).
@@ -236,6 +255,7 @@ else
     for t in "${TAPS[@]}"; do
         name=${t##*/}
         name=${name%.pl}
+        wanted tap "$name" || continue
         log=$OUT/tap_$name.log
         (cd "$T/test" && "${TO[@]}" "$TIMEOUT" "${MQ_AS[@]}" "${TAP_ENV[@]}" \
             prove -v -I "$PGXS_DIR/src/test/perl/" -I . "t/$name.pl") \
@@ -278,6 +298,8 @@ fi
 mq_section "bench smoke"
 if [ ! -f "$T/bench/run.sh" ]; then
     echo "bench: no bench/run.sh, skipped"
+elif ! wanted bench; then
+    echo "bench: not selected (MQ_SUITES), skipped"
 else
     # bench/run.sh keeps its cluster under our own work directory, so that
     # what a killed run leaves behind is ours to clean up, and nobody else's
