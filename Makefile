@@ -10,22 +10,29 @@ EXTENSION = mq
 MODULE_big = mq
 PGFILEDESC = "mq - message queues for PostgreSQL"
 OBJS = \
-	src/mq.o \
+	src/util.o \
 	src/shmem.o \
 	src/catalog.o \
-	src/heads.o \
+	src/wait.o \
+	src/launcher.o \
+	src/notify.o \
+	src/xact.o \
+	src/plans.o \
+	src/insert.o \
+	src/take.o \
+	src/retry.o \
+	src/promote.o \
+	src/counters.o \
 	src/queues.o \
 	src/send.o \
 	src/receive.o \
 	src/ack.o \
 	src/deadletter.o \
-	src/promote.o \
+	src/topics.o \
 	src/metrics.o \
 	src/maintain.o \
-	src/topics.o \
-	src/notify.o \
-	src/wait.o \
-	src/worker.o
+	src/worker.o \
+	src/mq.o
 
 DATA = sql/mq--0.1.sql
 
@@ -38,8 +45,8 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Every source includes the shared header (PGXS tracks no header deps).
-$(OBJS): src/mq.h
+# PGXS tracks no header dependencies: rebuild everything when one changes.
+$(OBJS): $(wildcard src/*.h)
 
 # The two commands of the README.  Both install what is missing first.
 .PHONY: demo test bench

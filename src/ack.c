@@ -1,23 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * ack.c
- *	  Settling leased messages: mq.ack (one id or an array), mq.nack with
- *	  exponential backoff or dead-lettering on the last attempt, and
- *	  mq.extend, the heartbeat that moves a lease end.
+ *	  Settling leased messages: mq.ack (one id or an array), mq.nack
+ *	  (a retry after the backoff, or a dead letter on the last attempt:
+ *	  src/retry.c), and mq.extend, the heartbeat that moves a lease end.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#if PG_VERSION_NUM >= 150000
-#include "common/pg_prng.h"
-#endif
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "mq.h"
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
+#include "plans.h"
+#include "retry.h"
 
 PG_FUNCTION_INFO_V1(mq_ack);
 PG_FUNCTION_INFO_V1(mq_ack_many);
@@ -65,7 +67,7 @@ mq_ack(PG_FUNCTION_ARGS)
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	rc = mq_exec_plan(mq_queue_plan(q, MQP_ACK), &id, NULL, false, 0);
+	rc = mq_plan_run(q, MQP_ACK, &id, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
@@ -94,48 +96,12 @@ mq_ack_many(PG_FUNCTION_ARGS)
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	rc = mq_exec_plan(mq_queue_plan(q, MQP_ACK_MANY), &ids, NULL, false, 0);
+	rc = mq_plan_run(q, MQP_ACK_MANY, &ids, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
 	mq_finish();
 	PG_RETURN_INT64(n);
-}
-
-/*
- * The queue's backoff before retry number attempt + 1:
- * min(retry_delay * 2^(attempt-1), retry_delay_max), then a uniform jitter
- * that keeps between half and all of it, so that consumers failing
- * together do not retry together.
- */
-static float8
-mqa_random(void)
-{
-#if PG_VERSION_NUM >= 150000
-	return pg_prng_double(&pg_global_prng_state);
-#else
-	return (float8) random() / ((float8) MAX_RANDOM_VALUE + 1);
-#endif
-}
-
-Interval *
-mq_backoff(MqQueue *q, int32 attempt)
-{
-	Interval   *delay = &q->retry_delay;
-	float8		factor = 1.0;
-
-	for (int i = 1; i < attempt && factor < 1e9; i++)
-		factor *= 2.0;
-	delay = DatumGetIntervalP(DirectFunctionCall2(interval_mul,
-												  PointerGetDatum(delay),
-												  Float8GetDatum(factor)));
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
-										  PointerGetDatum(delay),
-										  PointerGetDatum(&q->retry_delay_max))) > 0)
-		delay = &q->retry_delay_max;
-	return DatumGetIntervalP(DirectFunctionCall2(interval_mul,
-												 PointerGetDatum(delay),
-												 Float8GetDatum(0.5 + 0.5 * mqa_random())));
 }
 
 Datum
@@ -160,7 +126,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	mq_connect();
 	q = mq_queue_lookup(name, false);
 	qs = mq_queue_shared(q);
-	if (mq_exec_plan(mq_queue_plan(q, MQP_NACK_LOCK), &arg, NULL, false, 1) != SPI_OK_SELECT)
+	if (mq_plan_run(q, MQP_NACK_LOCK, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: nack lookup failed");
 	if (SPI_processed == 0)
 	{
@@ -176,18 +142,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	}
 
 	if (attempt >= q->max_attempts)
-	{
-		Datum		args[2] = {arg, PointerGetDatum(error)};
-		char		nulls[2] = {' ', error ? ' ' : 'n'};
-		MqOutMessage m;
-
-		if (mq_exec_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
-			SPI_OK_DELETE_RETURNING || SPI_processed != 1)
-			elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
-		mq_read_dead_row(&m);
-		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
-		mq_dead_letter(q, &m, mq_now());
-	}
+		mq_dead_letter_leased(q, id, error, false, mq_now());
 	else
 	{
 		TimestampTz vt = mq_add_interval(mq_slot_note_wait(qs),
@@ -195,9 +150,9 @@ mq_nack(PG_FUNCTION_ARGS)
 		Datum		args[3] = {arg, TimestampTzGetDatum(vt), PointerGetDatum(error)};
 		char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
 
-		if (mq_exec_plan(mq_queue_plan(q, MQP_RETRY), args, nulls, false, 0) != SPI_OK_UPDATE)
+		if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "mq: nack failed");
-		mq_note_due(q, qs, vt);
+		mq_xact_note_due(qs, vt);
 		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 		mq_xact_count(qs, MQC_DELAYED, 1);
 	}
@@ -226,7 +181,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	until = mq_add_interval(mq_slot_note_wait(mq_queue_shared(q)), vt);
 	args[0] = Int64GetDatum(id);
 	args[1] = TimestampTzGetDatum(until);
-	if (mq_exec_plan(mq_queue_plan(q, MQP_EXTEND), args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (mq_plan_run(q, MQP_EXTEND, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "mq: extend failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,

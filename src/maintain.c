@@ -16,9 +16,12 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
-#include "mq.h"
+#include "util.h"
+#include "catalog.h"
+#include "promote.h"
+#include "counters.h"
+#include "maintain.h"
 
-#define OP(x) " OPERATOR(pg_catalog." x ") "
 #define MQ_RETENTION_BATCH 10000
 #define MQ_FULL_SCAN_EVERY 60	/* passes between promotions from the start */
 
@@ -58,52 +61,6 @@ mqn_retention(MqQueue *q)
 	return total;
 }
 
-/* Save the shared totals of every queue; returns queues written. */
-int64
-mq_flush_totals(void)
-{
-	static SPIPlanPtr plan = NULL;
-	List	   *names;
-	ListCell   *lc;
-	int64		n = 0;
-
-	if (!mq_shmem_available())
-		return 0;
-	if (plan == NULL)
-	{
-		Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
-
-		plan = mq_prepare(
-			"INSERT INTO mq.queue_totals AS t (queue, total_sent, total_acked, total_dead_lettered)"
-			" VALUES ($1, $2, $3, $4) ON CONFLICT (queue) DO UPDATE SET"
-			" total_sent = EXCLUDED.total_sent, total_acked = EXCLUDED.total_acked,"
-			" total_dead_lettered = EXCLUDED.total_dead_lettered"
-			" WHERE (t.total_sent, t.total_acked, t.total_dead_lettered)"
-			OP("<>") "(EXCLUDED.total_sent, EXCLUDED.total_acked, EXCLUDED.total_dead_lettered)",
-			4, types);
-	}
-	names = mq_all_queue_names();
-	foreach(lc, names)
-	{
-		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
-		MqQueueShared *qs;
-		Datum		args[4];
-
-		if (q == NULL || (qs = mq_queue_shared(q)) == NULL)
-			continue;
-		mq_ensure_totals(q, qs);
-		if (pg_atomic_read_u32(&qs->totals_loaded) != 1)
-			continue;
-		args[0] = CStringGetTextDatum(q->name);
-		for (int i = 0; i < 3; i++)
-			args[i + 1] = Int64GetDatum((int64) pg_atomic_read_u64(&qs->counters[MQC_TOTAL_SENT + i]));
-		if (mq_exec_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "mq: could not save totals of \"%s\"", q->name);
-		n += (int64) SPI_processed;
-	}
-	return n;
-}
-
 /*
  * Maintenance of one queue: promotions, then retention.  Every
  * MQ_FULL_SCAN_EVERY passes the promotion looks at the whole wait table.
@@ -128,7 +85,7 @@ mq_maintain_full_pass(void)
 }
 
 /* One pass over all queues of the database; returns rows touched. */
-int64
+static int64
 mq_maintain_pass(void)
 {
 	List	   *names;

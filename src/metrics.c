@@ -3,8 +3,8 @@
  * metrics.c
  *	  mq.metrics and mq.metrics_prometheus.  Gauges (ready, in flight,
  *	  delayed, dead) and totals live in shared memory, changed by each
- *	  transaction at its commit; a queue's gauges are counted from its
- *	  tables once after a restart, totals are read back from
+ *	  transaction at its commit; src/counters.c counts a queue's gauges
+ *	  from its tables once after a restart, and reads totals back from
  *	  mq.queue_totals, where maintenance writes them.
  *
  * Without shared memory (mq not preloaded) gauges are counted on every
@@ -22,9 +22,11 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "mq.h"
-
-#define OP(x) " OPERATOR(pg_catalog." x ") "
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "take.h"
+#include "counters.h"
 
 PG_FUNCTION_INFO_V1(mq_metrics);
 PG_FUNCTION_INFO_V1(mq_metrics_prometheus);
@@ -36,84 +38,6 @@ typedef struct MqMetricsRow
 	bool		has_age;
 	Interval   *oldest_ready_age;
 } MqMetricsRow;
-
-/* Count ready, in-flight, delayed and dead messages from the tables. */
-static void
-mqm_count(MqQueue *q, int64 *gauges)
-{
-	char	   *sql;
-
-	sql = psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s),"
-				   " (SELECT pg_catalog.count(*) FROM %s WHERE leased),"
-				   " (SELECT pg_catalog.count(*) FROM %s WHERE NOT leased),"
-				   " (SELECT pg_catalog.count(*) FROM mq.dead_letters WHERE queue" OP("=") "%s)",
-				   q->ready_table, q->wait_table, q->wait_table,
-				   quote_literal_cstr(q->name));
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "mq: could not count queue \"%s\"", q->name);
-	for (int i = 0; i < 4; i++)
-		gauges[i] = mq_spi_int8(0, i + 1);
-}
-
-/*
- * Count the gauges of a queue whose shared counters are not valid yet.
- * SHARE locks wait for open writers and hold new ones off, so no delta is
- * lost or applied twice around the count.
- */
-void
-mq_ensure_gauges(MqQueue *q, MqQueueShared *qs)
-{
-	int64		gauges[4];
-
-	if (qs == NULL || pg_atomic_read_u32(&qs->gauges_valid))
-		return;
-	if (SPI_execute(psprintf("LOCK TABLE %s, %s, mq.dead_letters IN SHARE MODE",
-							 q->ready_table, q->wait_table), false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "mq: could not lock queue \"%s\"", q->name);
-	mqm_count(q, gauges);
-	pg_atomic_write_u64(&qs->counters[MQC_READY], (uint64) gauges[0]);
-	pg_atomic_write_u64(&qs->counters[MQC_IN_FLIGHT], (uint64) gauges[1]);
-	pg_atomic_write_u64(&qs->counters[MQC_DELAYED], (uint64) gauges[2]);
-	pg_atomic_write_u64(&qs->counters[MQC_DEAD], (uint64) gauges[3]);
-	pg_atomic_write_u32(&qs->gauges_valid, 1);
-	/* our own uncommitted changes are in the count: do not add them again */
-	mq_xact_gauges_unsure(qs, false);
-}
-
-/* Add the totals saved in mq.queue_totals, once per shared entry. */
-void
-mq_ensure_totals(MqQueue *q, MqQueueShared *qs)
-{
-	char	   *sql;
-
-	if (qs == NULL || pg_atomic_read_u32(&qs->totals_loaded) == 1)
-		return;
-	{
-		uint32		expected = 0;
-
-		if (!pg_atomic_compare_exchange_u32(&qs->totals_loaded, &expected, 2))
-			return;				/* someone else is loading */
-	}
-	sql = psprintf("SELECT total_sent, total_acked, total_dead_lettered FROM mq.queue_totals"
-				   " WHERE queue" OP("=") "%s", quote_literal_cstr(q->name));
-	PG_TRY();
-	{
-		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "mq: could not read totals of \"%s\"", q->name);
-		if (SPI_processed == 1)
-			for (int i = 0; i < 3; i++)
-				pg_atomic_fetch_add_u64(&qs->counters[MQC_TOTAL_SENT + i],
-										(uint64) mq_spi_int8(0, i + 1));
-	}
-	PG_CATCH();
-	{
-		pg_atomic_write_u32(&qs->totals_loaded, 0);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	pg_atomic_write_u32(&qs->totals_loaded, 1);
-}
-
 /* Age of the oldest ready message: the first row of each lane. */
 static bool
 mqm_oldest_ready(MqQueue *q, MqQueueShared *qs, TimestampTz now, Interval **age)
@@ -127,7 +51,7 @@ mqm_oldest_ready(MqQueue *q, MqQueueShared *qs, TimestampTz now, Interval **age)
 		MqLane		lanes[MQ_MAX_LANES];
 		int			nlanes;
 
-		if (mq_copy_lanes(q, qs, lanes, &nlanes))
+		if (mq_queue_lanes(q, qs, lanes, &nlanes))
 		{
 			StringInfoData buf;
 
@@ -216,7 +140,7 @@ mqm_collect(const char *name, MemoryContext mcxt)
 				row->values[i] = (int64) pg_atomic_read_u64(&qs->counters[i]);
 		}
 		else
-			mqm_count(q, row->values);
+			mq_count_gauges(q, row->values);
 		old = MemoryContextSwitchTo(mcxt);	/* the list outlives SPI */
 		rows = lappend(rows, row);
 		MemoryContextSwitchTo(old);

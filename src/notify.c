@@ -16,7 +16,9 @@
 #include "commands/async.h"
 #include "miscadmin.h"
 
-#include "mq.h"
+#include "shmem.h"
+#include "launcher.h"
+#include "notify.h"
 
 bool		mq_notify_enabled = true;
 

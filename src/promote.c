@@ -2,8 +2,9 @@
  *
  * promote.c
  *	  Promotion of due wait rows: an expired lease is a failed attempt
- *	  (backoff, or dead letter past max_attempts); a delayed message or a
- *	  retry whose time has come moves to the ready table.
+ *	  (backoff, or dead letter past max_attempts: src/retry.c); a delayed
+ *	  message or a retry whose time has come moves to the ready table
+ *	  (src/insert.c).
  *
  * Receive runs this before it dequeues, so delivery is right without the
  * worker; the shared next_due time makes that free while nothing is due.
@@ -22,7 +23,14 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "mq.h"
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
+#include "plans.h"
+#include "insert.h"
+#include "retry.h"
+#include "promote.h"
 
 #define MQ_PROMOTE_BATCH 1000
 #define MQ_BUSY_RETRY_MS 100		/* a due row is locked: look again then */
@@ -37,7 +45,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 	SPITupleTable *rows;
 	uint64		n;
 
-	if (mq_exec_plan(mq_queue_plan(q, MQP_DUE_EXPIRED), args, NULL, false, 0) != SPI_OK_SELECT)
+	if (mq_plan_run(q, MQP_DUE_EXPIRED, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not scan expired leases of \"%s\"", q->name);
 	rows = SPI_tuptable;
 	n = SPI_processed;
@@ -49,28 +57,18 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
 		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
 
-		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 		if (attempt >= q->max_attempts)
-		{
-			Datum		dargs[2] = {Int64GetDatum(id), (Datum) 0};
-			char		dnulls[2] = {' ', 'n'};
-			MqOutMessage m;
-
-			if (mq_exec_plan(mq_queue_plan(q, MQP_DEAD_TAKE), dargs, dnulls, false, 1) !=
-				SPI_OK_DELETE_RETURNING || SPI_processed != 1)
-				elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
-			mq_read_dead_row(&m);
-			mq_dead_letter(q, &m, now);
-		}
+			mq_dead_letter_leased(q, id, NULL, false, now);
 		else
 		{
 			TimestampTz retry_at = mq_add_interval(vt, mq_backoff(q, attempt));
 			Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(retry_at), (Datum) 0};
 			char		rnulls[3] = {' ', ' ', 'n'};
 
-			if (mq_exec_plan(mq_queue_plan(q, MQP_RETRY), rargs, rnulls, false, 0) != SPI_OK_UPDATE)
+			if (mq_plan_run(q, MQP_RETRY, rargs, rnulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "mq: could not schedule retry of message " INT64_FORMAT, id);
-			mq_note_due(q, qs, retry_at);
+			mq_xact_note_due(qs, retry_at);
+			mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 			mq_xact_count(qs, MQC_DELAYED, 1);
 		}
 	}
@@ -85,7 +83,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool 
 	SPITupleTable *rows;
 	uint64		n;
 
-	if (mq_exec_plan(mq_queue_plan(q, MQP_DUE_READY), args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+	if (mq_plan_run(q, MQP_DUE_READY, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mq: could not scan due messages of \"%s\"", q->name);
 	rows = SPI_tuptable;
 	n = SPI_processed;
@@ -162,7 +160,7 @@ mq_promote_due(MqQueue *q, bool force)
 		pending = qs ? mq_slots_min_vt(qs) : DT_NOEND;
 		args[0] = TimestampTzGetDatum(low);
 		args[1] = TimestampTzGetDatum(horizon);
-		if (mq_exec_plan(mq_queue_plan(q, MQP_NEXT_DUE), args, NULL, false, 1) != SPI_OK_SELECT)
+		if (mq_plan_run(q, MQP_NEXT_DUE, args, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read the next due time of \"%s\"", q->name);
 		if (SPI_processed == 1)
 			next = DatumGetTimestampTz(mq_spi_get(0, 1, &isnull));

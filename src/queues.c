@@ -21,9 +21,10 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
-#include "mq.h"
-
-#define OP(x) " OPERATOR(pg_catalog." x ") "
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
 
 PG_FUNCTION_INFO_V1(mq_create_queue);
 PG_FUNCTION_INFO_V1(mq_alter_queue);

@@ -6,10 +6,11 @@
  *	  them at once.
  *
  * Both first promote whatever is due in the wait table (expired leases,
- * delayed messages, retries), so they are correct without the worker;
- * then they scan the ready table lane by lane, each from its head, with
- * FOR UPDATE SKIP LOCKED.  A leased message past max_attempts is
- * dead-lettered here instead of being handed out.
+ * delayed messages, retries: src/promote.c), so they are correct without
+ * the worker; then they take rows from the ready table (src/take.c).  A
+ * message past max_attempts is dead-lettered here instead of being handed
+ * out.  A receive with a wait sleeps until a commit makes messages ready
+ * (src/wait.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -24,141 +25,18 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-#include "mq.h"
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "wait.h"
+#include "xact.h"
+#include "plans.h"
+#include "take.h"
+#include "retry.h"
+#include "promote.h"
 
 PG_FUNCTION_INFO_V1(mq_receive);
 PG_FUNCTION_INFO_V1(mq_pop);
-
-/* One row taken from the ready table. */
-typedef struct MqTaken
-{
-	int64		id;
-	Datum		message;
-	Datum		headers;
-	bool		headers_null;
-	int32		attempt;
-	TimestampTz enqueued_at;
-	TimestampTz visible_at;
-	int32		priority;
-	int64		seq;
-	bool		dead;			/* past max_attempts: dead-lettered instead */
-} MqTaken;
-
-static int
-mqr_cmp(const void *a, const void *b)
-{
-	const MqTaken *x = a;
-	const MqTaken *y = b;
-
-	if (x->priority != y->priority)
-		return x->priority > y->priority ? -1 : 1;
-	if (x->seq != y->seq)
-		return x->seq < y->seq ? -1 : 1;
-	return 0;
-}
-
-/* Copy SPI result rows into taken[], in the caller's memory context. */
-static int
-mqr_collect(MqTaken *taken, int n, MemoryContext mcxt)
-{
-	MemoryContext old = MemoryContextSwitchTo(mcxt);
-
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		MqTaken    *t = &taken[n++];
-		bool		isnull;
-
-		t->id = mq_spi_int8(i, 1);
-		t->message = PointerGetDatum(DatumGetJsonbPCopy(mq_spi_get(i, 2, &isnull)));
-		t->headers = mq_spi_get(i, 3, &t->headers_null);
-		if (!t->headers_null)
-			t->headers = PointerGetDatum(DatumGetJsonbPCopy(t->headers));
-		t->attempt = DatumGetInt32(mq_spi_get(i, 4, &isnull));
-		t->enqueued_at = DatumGetTimestampTz(mq_spi_get(i, 5, &isnull));
-		t->visible_at = DatumGetTimestampTz(mq_spi_get(i, 6, &isnull));
-		t->priority = DatumGetInt32(mq_spi_get(i, 7, &isnull));
-		t->seq = mq_spi_int8(i, 8);
-		t->dead = false;
-	}
-	MemoryContextSwitchTo(old);
-	return n;
-}
-
-/*
- * Take up to quantity rows from the ready table, lane by lane from the
- * heads when the lanes are usable, else in one ordered scan.
- */
-static int
-mqr_take(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
-		 MqTaken *taken, MemoryContext mcxt)
-{
-	MqQueueShared *qs = mq_queue_shared(q);
-	MqLane		lanes[MQ_MAX_LANES];
-	int			nlanes = 0;
-	int			n = 0;
-	bool		use_lanes;
-
-	use_lanes = mq_copy_lanes(q, qs, lanes, &nlanes) && !IsolationUsesXactSnapshot();
-	if (use_lanes)
-	{
-		uint64		cap = mq_head_cap(qs);
-		SPIPlanPtr	plan = mq_queue_plan(q, lease ? MQP_LEASE_LANE : MQP_POP_LANE);
-
-		for (int i = 0; i < nlanes && n < quantity; i++)
-		{
-			Datum		args[4];
-			int			rc;
-			int			first = n;
-			uint64		max_seq = 0;
-
-			args[0] = Int32GetDatum(quantity - n);
-			args[1] = TimestampTzGetDatum(visible_at);
-			args[2] = Int32GetDatum(lanes[i].priority);
-			args[3] = Int64GetDatum((int64) lanes[i].head);
-			mq_xact_lane_scan_begin(qs, lanes[i].priority, lanes[i].head,
-									lanes[i].generation, cap);
-			rc = mq_exec_plan(plan, args, NULL, false, 0);
-			if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
-				elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
-					 SPI_result_code_string(rc));
-			if (SPI_processed == 0)
-				continue;
-			n = mqr_collect(taken, n, mcxt);
-			for (int j = first; j < n; j++)
-				max_seq = Max(max_seq, (uint64) taken[j].seq);
-			mq_xact_lane_scan_end(qs, lanes[i].priority, max_seq);
-		}
-	}
-	else
-	{
-		Datum		args[2];
-		int			rc;
-
-		args[0] = Int32GetDatum(quantity);
-		args[1] = TimestampTzGetDatum(visible_at);
-		/* no heads to keep: any abort sends every lane back to the start */
-		mq_xact_all_lanes_back(qs);
-		rc = mq_exec_plan(mq_queue_plan(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY),
-							  args, NULL, false, 0);
-		if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
-			elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
-				 SPI_result_code_string(rc));
-		n = mqr_collect(taken, 0, mcxt);
-	}
-
-	mq_xact_count(qs, MQC_READY, -n);
-	if (lease)
-	{
-		mq_xact_count(qs, MQC_IN_FLIGHT, n);
-		if (n > 0)
-			mq_note_due(q, qs, visible_at);
-	}
-	else
-		mq_xact_count(qs, MQC_TOTAL_ACKED, n);
-	if (n > 1)
-		qsort(taken, n, sizeof(MqTaken), mqr_cmp);
-	return n;
-}
 
 /*
  * A message may reach the ready table with attempts used up (max_attempts
@@ -176,28 +54,19 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		if (taken[i].attempt <= q->max_attempts)
 			continue;
 		taken[i].dead = true;
-		memset(&m, 0, sizeof(m));
 		if (lease)
 		{
-			Datum		args[2] = {Int64GetDatum(taken[i].id), (Datum) 0};
-			char		nulls[2] = {' ', 'n'};
-
-			if (mq_exec_plan(mq_queue_plan(q, MQP_DEAD_TAKE), args, nulls, false, 1) !=
-				SPI_OK_DELETE_RETURNING || SPI_processed != 1)
-				elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, taken[i].id);
-			mq_read_dead_row(&m);
-			mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+			mq_dead_letter_leased(q, taken[i].id, NULL, true, mq_now());
+			continue;
 		}
-		else
-		{
-			m.id = taken[i].id;
-			m.priority = taken[i].priority;
-			m.enqueued_at = taken[i].enqueued_at;
-			m.message = DatumGetJsonbP(taken[i].message);
-			m.headers = taken[i].headers_null ? NULL : DatumGetJsonbP(taken[i].headers);
-			mq_xact_count(qs, MQC_TOTAL_ACKED, -1);
-		}
+		memset(&m, 0, sizeof(m));
+		m.id = taken[i].id;
+		m.priority = taken[i].priority;
+		m.enqueued_at = taken[i].enqueued_at;
+		m.message = DatumGetJsonbP(taken[i].message);
+		m.headers = taken[i].headers_null ? NULL : DatumGetJsonbP(taken[i].headers);
 		m.attempt = taken[i].attempt - 1;
+		mq_xact_count(qs, MQC_TOTAL_ACKED, -1);
 		mq_dead_letter(q, &m, mq_now());
 	}
 }
@@ -258,7 +127,7 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
 	if (lease)
 		(void) mq_slot_note_wait(mq_queue_shared(q));
 	now = mq_now();
-	n = mqr_take(q, lease, quantity,
+	n = mq_take_ready(q, lease, quantity,
 				 lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now,
 				 taken, mcxt);
 	mqr_enforce_max_attempts(q, lease, taken, n);

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  Shared memory of mq: one entry per queue (lane heads, counters, the
- *	  earliest due time of its wait table) and one slot per backend saying
- *	  the smallest seq its open transaction may still insert.
+ *	  Shared memory of mq: one entry per queue (its lanes and their heads,
+ *	  counters, the earliest due time of its wait table) and one slot per
+ *	  backend saying the smallest seq its open transaction may still
+ *	  insert.  Only atomics and spinlocks here: no SQL, no catalog.
  *
  * All of it exists only when mq is in shared_preload_libraries; without it
  * every caller falls back to plain scans and counts, which are correct but
@@ -24,7 +25,7 @@
 #include "postmaster/bgworker_internals.h"
 #include "utils/hsearch.h"
 
-#include "mq.h"
+#include "shmem.h"
 
 typedef struct MqSlot
 {
@@ -41,7 +42,7 @@ typedef struct MqSharedState
 	MqSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } MqSharedState;
 
-extern int	mq_max_queues;
+int			mq_max_queues = 1024;
 
 static MqSharedState *mqs_state = NULL;
 static HTAB *mqs_queues = NULL;
@@ -74,7 +75,6 @@ mqs_size(void)
 	size = add_size(offsetof(MqSharedState, slots),
 					mul_size(mqs_slot_count(), sizeof(MqSlot)));
 	size = add_size(size, hash_estimate_size(mq_max_queues, sizeof(MqQueueShared)));
-	size = add_size(size, mq_worker_shmem_size());
 	return size;
 }
 
@@ -86,7 +86,7 @@ mqs_request(void)
 		mqs_prev_request_hook();
 #endif
 	RequestAddinShmemSpace(mqs_size());
-	RequestNamedLWLockTranche("mq", 2);	/* queue hash, worker slots */
+	RequestNamedLWLockTranche("mq", 1);	/* the queue hash */
 }
 
 static void
@@ -121,12 +121,10 @@ mqs_startup(void)
 	info.entrysize = sizeof(MqQueueShared);
 	mqs_queues = ShmemInitHash("mq queues", mq_max_queues, mq_max_queues,
 							   &info, HASH_ELEM | HASH_BLOBS);
-	mq_worker_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
 /* Called from _PG_init while preloading. */
-void		mq_shmem_init(void);
 void
 mq_shmem_init(void)
 {
@@ -138,13 +136,6 @@ mq_shmem_init(void)
 #endif
 	mqs_prev_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = mqs_startup;
-}
-
-LWLock	   *mq_workers_lock(void);
-LWLock *
-mq_workers_lock(void)
-{
-	return &(GetNamedLWLockTranche("mq"))[1].lock;
 }
 
 bool
@@ -243,6 +234,97 @@ mq_shared_collect(Oid dboid, List **entries)
 		if (qs->key.dboid == dboid)
 			*entries = lappend(*entries, qs);
 	LWLockRelease(mqs_state->lock);
+}
+
+/* ---- lanes ---------------------------------------------------------- */
+
+/*
+ * A lane is one priority of one queue; its head is a seq below which the
+ * lane holds no live row, so a dequeue scan starts there instead of walking
+ * the dead index entries of everything consumed before (which vacuum cannot
+ * remove while any snapshot holds the xmin horizon back).  Heads move
+ * forward only at the commit of a consumer and back at the abort of anyone
+ * who deleted ready rows (src/xact.c says when that is safe).
+ */
+
+/* A producer is about to insert a ready row of this priority. */
+void
+mq_lane_register(MqQueueShared *qs, int32 priority)
+{
+	int			i;
+
+	if (qs == NULL)
+		return;
+	SpinLockAcquire(&qs->mutex);
+	if (!qs->lanes_overflow)
+	{
+		for (i = 0; i < qs->nlanes; i++)
+			if (qs->lanes[i].priority <= priority)
+				break;
+		if (i >= qs->nlanes || qs->lanes[i].priority != priority)
+		{
+			if (qs->nlanes >= MQ_MAX_LANES)
+				qs->lanes_overflow = true;
+			else
+			{
+				memmove(&qs->lanes[i + 1], &qs->lanes[i],
+						(qs->nlanes - i) * sizeof(MqLane));
+				qs->lanes[i].priority = priority;
+				qs->lanes[i].head = 0;
+				qs->lanes[i].generation = 0;
+				qs->nlanes++;
+			}
+		}
+	}
+	SpinLockRelease(&qs->mutex);
+}
+
+/*
+ * A consistent copy of the lanes, for one dequeue.  Returns false when the
+ * lanes cannot be used (not discovered yet, too many priorities).
+ */
+bool
+mq_lanes_copy(MqQueueShared *qs, MqLane *lanes, int *nlanes)
+{
+	bool		usable;
+
+	SpinLockAcquire(&qs->mutex);
+	usable = qs->lanes_known && !qs->lanes_overflow;
+	*nlanes = qs->nlanes;
+	memcpy(lanes, qs->lanes, qs->nlanes * sizeof(MqLane));
+	SpinLockRelease(&qs->mutex);
+	return usable;
+}
+
+/*
+ * How far heads may move after this dequeue: not past a seq some open
+ * transaction may still insert, nor past anything handed out after now.
+ * max_seq must be read before the slots (src/shmem.c says why).
+ */
+uint64
+mq_head_cap(MqQueueShared *qs)
+{
+	uint64		cap = pg_atomic_read_u64(&qs->max_seq) + 1;
+	uint64		pending;
+
+	pg_memory_barrier();
+	pending = mq_slots_min_seq(qs);
+	return Min(cap, pending);
+}
+
+/*
+ * A wait row with this vt exists (or will at commit): promotion must look
+ * by then.
+ */
+void
+mq_shared_note_due(MqQueueShared *qs, TimestampTz vt)
+{
+	uint64		target = MQ_TS_ENCODE(vt);
+	uint64		cur = pg_atomic_read_u64(&qs->next_due);
+
+	while (target < cur &&
+		   !pg_atomic_compare_exchange_u64(&qs->next_due, &cur, target))
+		;
 }
 
 /* ---- per-backend slots --------------------------------------------- */

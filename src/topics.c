@@ -35,9 +35,12 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "mq.h"
-
-#define OP(x) " OPERATOR(pg_catalog." x ") "
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
+#include "plans.h"
+#include "insert.h"
 
 #define MQT_MAX_BYTES	255		/* of a topic or a pattern */
 #define MQT_MAX_WORDS	(MQT_MAX_BYTES / 2 + 1)

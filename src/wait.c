@@ -36,7 +36,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "mq.h"
+#include "shmem.h"
+#include "wait.h"
 
 #define MQ_WAIT_POLL_MS 50		/* without shared memory: how often to look */
 

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * counters.h
+ *	  Gauges counted from the tables; totals saved and read back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_COUNTERS_H
+#define MQ_COUNTERS_H
+
+#include "catalog.h"
+
+extern void mq_count_gauges(MqQueue *q, int64 *gauges);
+extern void mq_ensure_gauges(MqQueue *q, MqQueueShared *qs);
+extern void mq_ensure_totals(MqQueue *q, MqQueueShared *qs);
+extern int64 mq_flush_totals(void);
+
+#endif							/* MQ_COUNTERS_H */

@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ *
+ * insert.c
+ *	  The one way into a queue: every message (sends, publishes, retries
+ *	  coming due, redrives, dead letters routed to another queue) is
+ *	  inserted here, ready now into the ready table with a fresh seq, or
+ *	  delayed into the wait table, in the caller's transaction.
+ *
+ * Before a row exists, the bound of what it will be is published in this
+ * backend's slot (src/shmem.c), so that no head moves past it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
+#include "plans.h"
+#include "insert.h"
+
+void
+mq_check_headers(Jsonb *headers)
+{
+	if (headers != NULL && !JB_ROOT_IS_OBJECT(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("headers must be a JSON object"),
+				 errdetail("Headers are matched as key/value pairs, so arrays and scalars are not accepted.")));
+}
+
+static uint64
+mq_next_seq(MqQueueShared *qs)
+{
+	int64		seq = nextval_internal(mq_sequence_relid(), false);
+
+	if (qs)
+	{
+		uint64		cur = pg_atomic_read_u64(&qs->max_seq);
+
+		while ((uint64) seq > cur &&
+			   !pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, (uint64) seq))
+			;
+	}
+	return (uint64) seq;
+}
+
+/*
+ * Insert one message.  m->id is used when fresh_id is false (retries,
+ * redrives keep their id); otherwise a new id is taken.  With a dedup key
+ * and a fresh id, an existing live message with that key wins and its id
+ * is returned with *duplicate set.
+ */
+int64
+mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bool fresh_id)
+{
+	return mq_insert_message_dedup(q, m, visible_at, fresh_id, NULL);
+}
+
+int64
+mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
+						bool fresh_id, bool *duplicate)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	TimestampTz now = mq_now();
+	bool		ready = visible_at <= now;
+	uint64		seq;
+	Datum		values[10];
+	char		nulls[10];
+	int			rc;
+
+	if (duplicate)
+		*duplicate = false;
+
+	/*
+	 * Publish what we are about to insert before it exists: a lower bound of
+	 * its seq, or of its vt.  A delay that ends before the clock we publish
+	 * makes the message ready now.
+	 */
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
+	if (ready)
+		mq_slot_note_insert(qs);
+	seq = mq_next_seq(ready ? qs : NULL);
+	if (fresh_id)
+		m->id = (int64) seq;
+
+	if (fresh_id && m->dedup_key != NULL)
+	{
+		Datum		args[2] = {PointerGetDatum(m->dedup_key), Int64GetDatum(m->id)};
+
+		for (;;)
+		{
+			rc = mq_plan_run(q, MQP_DEDUP_CLAIM, args, NULL, false, 1);
+			if (rc != SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "mq: dedup claim failed: %s", SPI_result_code_string(rc));
+			if (SPI_processed == 1)
+				break;
+			rc = mq_plan_run(q, MQP_DEDUP_FIND, args, NULL, false, 1);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "mq: dedup lookup failed: %s", SPI_result_code_string(rc));
+			if (SPI_processed == 1)
+			{
+				if (duplicate)
+					*duplicate = true;
+				return mq_spi_int8(0, 1);
+			}
+			/* the holder was acked meanwhile: claim again */
+		}
+	}
+
+	values[0] = Int64GetDatum((int64) seq);
+	values[1] = Int64GetDatum(m->id);
+	values[2] = Int32GetDatum(m->priority);
+	values[3] = Int32GetDatum(m->attempt);
+	values[4] = TimestampTzGetDatum(m->enqueued_at);
+	values[5] = JsonbPGetDatum(m->message);
+	values[6] = m->headers ? JsonbPGetDatum(m->headers) : (Datum) 0;
+	values[7] = m->dedup_key ? PointerGetDatum(m->dedup_key) : (Datum) 0;
+	values[8] = m->last_error ? PointerGetDatum(m->last_error) : (Datum) 0;
+	values[9] = TimestampTzGetDatum(visible_at);
+	memset(nulls, ' ', sizeof(nulls));
+	if (!m->headers)
+		nulls[6] = 'n';
+	if (!m->dedup_key)
+		nulls[7] = 'n';
+	if (!m->last_error)
+		nulls[8] = 'n';
+
+	if (ready)
+	{
+		mq_lane_register(qs, m->priority);
+		rc = mq_plan_run(q, MQP_INSERT_READY, values, nulls, false, 0);
+		mq_xact_count(qs, MQC_READY, 1);
+	}
+	else
+	{
+		rc = mq_plan_run(q, MQP_INSERT_WAIT, values, nulls, false, 0);
+		mq_xact_note_due(qs, visible_at);
+		mq_xact_count(qs, MQC_DELAYED, 1);
+	}
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
+			 SPI_result_code_string(rc));
+	return m->id;
+}
+
+/*
+ * Insert a batch of fresh messages with one statement; their ids go to
+ * ids[], in input order.  headers may be NULL (no headers at all).
+ */
+void
+mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
+				int32 priority, TimestampTz enqueued_at, TimestampTz visible_at,
+				int64 *ids)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	bool		ready = visible_at <= mq_now();
+	Datum	   *seqs = palloc(sizeof(Datum) * n);
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	/* as in mq_insert_message_dedup: publish before allocating */
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
+	if (ready)
+		mq_slot_note_insert(qs);
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = (int64) mq_next_seq(ready ? qs : NULL);
+		seqs[i] = Int64GetDatum(ids[i]);
+	}
+	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(messages, n, JSONBOID, -1, false, TYPALIGN_INT));
+	args[2] = Int32GetDatum(priority);
+	args[3] = TimestampTzGetDatum(enqueued_at);
+	args[4] = PointerGetDatum(headers);
+	nulls[4] = headers ? ' ' : 'n';
+	args[5] = TimestampTzGetDatum(visible_at);
+	if (ready)
+	{
+		mq_lane_register(qs, priority);
+		rc = mq_plan_run(q, MQP_INSERT_READY_BATCH, args, nulls, false, 0);
+		mq_xact_count(qs, MQC_READY, n);
+	}
+	else
+	{
+		rc = mq_plan_run(q, MQP_INSERT_WAIT_BATCH, args, nulls, false, 0);
+		mq_xact_note_due(qs, visible_at);
+		mq_xact_count(qs, MQC_DELAYED, n);
+	}
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "mq: batch insert into queue \"%s\" failed: %s", q->name,
+			 SPI_result_code_string(rc));
+}

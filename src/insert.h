@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * insert.h
+ *	  The one way into a queue.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_INSERT_H
+#define MQ_INSERT_H
+
+#include "plans.h"
+#include "utils/array.h"
+
+extern void mq_check_headers(Jsonb *headers);
+extern int64 mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
+							   bool fresh_id);
+extern int64 mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
+									 bool fresh_id, bool *duplicate);
+extern void mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
+							int32 priority, TimestampTz enqueued_at,
+							TimestampTz visible_at, int64 *ids);
+
+#endif							/* MQ_INSERT_H */

@@ -1,0 +1,661 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The launcher, registered at preload, that keeps one worker per
+ *	  database that has mq installed, and the shared table of those
+ *	  workers: who runs where, waking one (src/notify.c), starting one when
+ *	  CREATE EXTENSION commits, stopping one before DROP DATABASE, the view
+ *	  mq.workers.  The per-database worker itself is src/worker.c; it
+ *	  reports here through the mq_worker_* calls at the end of this file.
+ *
+ * The launcher connects to no database; it lists pg_database and starts a
+ * worker in each database once, which exits at once where mq is not
+ * installed.  CREATE EXTENSION mq wakes it (mq._worker_wanted() at the end
+ * of the install script), so a new installation is served within a second.
+ * A worker leaves when the extension is gone; DROP DATABASE and the other
+ * commands that need a database without connections tell it to leave
+ * first (utility hook), so they never wait for it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/async.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procsignal.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include <signal.h>
+
+#include "util.h"
+#include "launcher.h"
+
+PG_FUNCTION_INFO_V1(mq_worker_wanted);
+PG_FUNCTION_INFO_V1(mq_workers);
+
+PGDLLEXPORT void mq_launcher_main(Datum arg);
+
+#define MQW_RESCAN_MS		5000	/* launcher looks for new databases */
+#define MQW_RETRY_MS		1000	/* restart a worker that failed */
+#define MQW_STOPPED_RETRY_MS 10000	/* re-probe a database told to stop */
+
+typedef enum MqWorkerState
+{
+	MQW_FREE = 0,
+	MQW_PROBE,					/* start one to see if mq is installed */
+	MQW_STARTING,
+	MQW_RUNNING,
+	MQW_NO_EXTENSION,			/* mq is not installed there */
+	MQW_STOPPED					/* told to leave (DROP DATABASE and such) */
+} MqWorkerState;
+
+static const char *const mqw_state_names[] = {
+	"free", "probing", "starting", "running", "not installed", "stopped"
+};
+
+typedef struct MqWorkerSlot
+{
+	Oid			dboid;
+	MqWorkerState state;
+	TimestampTz state_since;
+	pid_t		pid;
+	int			procno;
+	TimestampTz started_at;
+	TimestampTz last_run;
+	int64		passes;
+	int64		handled;
+	uint64		wanted;			/* bumped when CREATE EXTENSION commits */
+	char		last_error[256];
+} MqWorkerSlot;
+
+typedef struct MqWorkerShared
+{
+	int			launcher_procno;	/* -1 when no launcher runs */
+	int			nslots;
+	MqWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} MqWorkerShared;
+
+bool		mq_worker_enabled = true;
+
+#if PG_VERSION_NUM >= 170000
+#define MQ_MY_PROCNO MyProcNumber
+#else
+#define MQ_MY_PROCNO (MyProc->pgprocno)
+#endif
+
+static MqWorkerShared *mqw_shared = NULL;
+static LWLock *mqw_lock = NULL;	/* protects mqw_shared */
+static ProcessUtility_hook_type mqw_prev_utility = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type mqw_prev_request_hook = NULL;
+#endif
+static shmem_startup_hook_type mqw_prev_startup_hook = NULL;
+
+/* ---- shared memory --------------------------------------------------- */
+
+static int
+mqw_nslots(void)
+{
+	return Max(max_worker_processes, 8);
+}
+
+static Size
+mqw_shmem_size(void)
+{
+	return add_size(offsetof(MqWorkerShared, slots),
+					mul_size(mqw_nslots(), sizeof(MqWorkerSlot)));
+}
+
+static void
+mqw_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (mqw_prev_request_hook)
+		mqw_prev_request_hook();
+#endif
+	RequestAddinShmemSpace(mqw_shmem_size());
+	RequestNamedLWLockTranche("mq workers", 1);
+}
+
+static void
+mqw_shmem_startup(void)
+{
+	bool		found;
+
+	if (mqw_prev_startup_hook)
+		mqw_prev_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	mqw_shared = ShmemInitStruct("mq workers", mqw_shmem_size(), &found);
+	if (!found)
+	{
+		memset(mqw_shared, 0, mqw_shmem_size());
+		mqw_shared->launcher_procno = -1;
+		mqw_shared->nslots = mqw_nslots();
+	}
+	mqw_lock = &(GetNamedLWLockTranche("mq workers"))->lock;
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static MqWorkerSlot *
+mqw_find(Oid dboid)
+{
+	for (int i = 0; i < mqw_shared->nslots; i++)
+		if (mqw_shared->slots[i].state != MQW_FREE && mqw_shared->slots[i].dboid == dboid)
+			return &mqw_shared->slots[i];
+	return NULL;
+}
+
+static MqWorkerSlot *
+mqw_find_or_add(Oid dboid)
+{
+	MqWorkerSlot *slot = mqw_find(dboid);
+
+	if (slot)
+		return slot;
+	for (int i = 0; i < mqw_shared->nslots; i++)
+		if (mqw_shared->slots[i].state == MQW_FREE)
+		{
+			slot = &mqw_shared->slots[i];
+			memset(slot, 0, sizeof(*slot));
+			slot->dboid = dboid;
+			slot->state = MQW_PROBE;
+			slot->state_since = GetCurrentTimestamp();
+			return slot;
+		}
+	return NULL;
+}
+
+static void
+mqw_set_state(MqWorkerSlot *slot, MqWorkerState state)
+{
+	slot->state = state;
+	slot->state_since = GetCurrentTimestamp();
+}
+
+static void
+mqw_wake_launcher(void)
+{
+	int			procno = mqw_shared->launcher_procno;
+
+	if (procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * Wake the worker of this database (notifications are pending).  Called at
+ * commit; takes no lock, a stale procno only costs a spurious wake-up.
+ */
+void
+mq_worker_wake(Oid dboid)
+{
+	if (mqw_shared == NULL)
+		return;
+	for (int i = 0; i < mqw_shared->nslots; i++)
+	{
+		MqWorkerSlot *slot = &mqw_shared->slots[i];
+
+		if (slot->dboid == dboid && slot->state == MQW_RUNNING && slot->procno >= 0)
+		{
+			SetLatch(&ProcGlobal->allProcs[slot->procno].procLatch);
+			return;
+		}
+	}
+}
+
+/* ---- SQL-callable ----------------------------------------------------- */
+
+static bool mqw_wanted_at_commit = false;
+
+/*
+ * Called at the end of the install script: this database has mq once the
+ * transaction commits, so start its worker then (no-op without preload).
+ */
+Datum
+mq_worker_wanted(PG_FUNCTION_ARGS)
+{
+	mqw_wanted_at_commit = (mqw_shared != NULL);
+	PG_RETURN_BOOL(mqw_wanted_at_commit);
+}
+
+/* From the commit callback (src/xact.c). */
+void
+mq_worker_at_commit(bool committed)
+{
+	MqWorkerSlot *slot;
+
+	if (!mqw_wanted_at_commit)
+		return;
+	mqw_wanted_at_commit = false;
+	if (!committed)
+		return;
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	slot = mqw_find_or_add(MyDatabaseId);
+	if (slot)
+	{
+		slot->wanted++;
+		if (slot->state != MQW_RUNNING && slot->state != MQW_STARTING)
+			mqw_set_state(slot, MQW_PROBE);
+	}
+	LWLockRelease(mqw_lock);
+	mqw_wake_launcher();
+}
+
+/* Rows of the view mq.workers: the workers of every database. */
+Datum
+mq_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MqWorkerSlot *copy;
+	int			n = 0;
+
+	mq_srf_materialize(fcinfo);
+	if (mqw_shared == NULL)
+		return (Datum) 0;
+	copy = palloc(sizeof(MqWorkerSlot) * mqw_shared->nslots);
+	LWLockAcquire(mqw_lock, LW_SHARED);
+	for (int i = 0; i < mqw_shared->nslots; i++)
+		if (mqw_shared->slots[i].state == MQW_RUNNING)
+			copy[n++] = mqw_shared->slots[i];
+	LWLockRelease(mqw_lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		char	   *dbname = get_database_name(copy[i].dboid);
+
+		values[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
+		nulls[0] = (dbname == NULL);
+		values[1] = Int32GetDatum(copy[i].pid);
+		values[2] = TimestampTzGetDatum(copy[i].started_at);
+		values[3] = TimestampTzGetDatum(copy[i].last_run);
+		nulls[3] = (copy[i].last_run == 0);
+		values[4] = Int64GetDatum(copy[i].passes);
+		values[5] = Int64GetDatum(copy[i].handled);
+		values[6] = CStringGetTextDatum(copy[i].last_error);
+		nulls[6] = (copy[i].last_error[0] == '\0');
+		values[7] = CStringGetTextDatum(mqw_state_names[copy[i].state]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* ---- DROP DATABASE and friends ---------------------------------------- */
+
+/*
+ * Tell the worker of a database to leave, before a command that needs the
+ * database to itself.  The command then waits the few milliseconds the
+ * worker takes to exit, never a timeout.
+ */
+static void
+mqw_stop_worker(const char *dbname)
+{
+	Oid			dboid = get_database_oid(dbname, true);
+	MqWorkerSlot *slot;
+	pid_t		pid = 0;
+
+	if (!OidIsValid(dboid) || mqw_shared == NULL)
+		return;
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	slot = mqw_find(dboid);
+	if (slot)
+	{
+		if (slot->state == MQW_RUNNING || slot->state == MQW_STARTING || slot->state == MQW_PROBE)
+			pid = slot->pid;
+		mqw_set_state(slot, MQW_STOPPED);
+	}
+	LWLockRelease(mqw_lock);
+	if (pid > 0)
+		kill(pid, SIGTERM);
+}
+
+#if PG_VERSION_NUM >= 140000
+#define MQW_UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+static void
+mqw_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			ProcessUtilityContext context, ParamListInfo params,
+			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+#else
+#define MQW_UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
+static void
+mqw_utility(PlannedStmt *pstmt, const char *queryString,
+			ProcessUtilityContext context, ParamListInfo params,
+			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+#endif
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, DropdbStmt))
+		mqw_stop_worker(((DropdbStmt *) parsetree)->dbname);
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		mqw_stop_worker(((RenameStmt *) parsetree)->subname);
+	else if (IsA(parsetree, AlterDatabaseStmt))
+		mqw_stop_worker(((AlterDatabaseStmt *) parsetree)->dbname);
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "template") == 0)
+				mqw_stop_worker(defGetString(opt));
+		}
+	}
+
+	if (mqw_prev_utility)
+		mqw_prev_utility(MQW_UTILITY_ARGS);
+	else
+		standard_ProcessUtility(MQW_UTILITY_ARGS);
+}
+
+/* ---- launcher ----------------------------------------------------------- */
+
+static List *
+mqw_list_databases(void)
+{
+	List	   *oids = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (db->datallowconn && !db->datistemplate)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			oids = lappend_oid(oids, db->oid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return oids;
+}
+
+static BackgroundWorkerHandle *
+mqw_start(Oid dboid)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does that */
+	strlcpy(bgw.bgw_library_name, "mq", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "mq_worker_main", BGW_MAXLEN);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "mq worker for database %u", dboid);
+	strlcpy(bgw.bgw_type, "mq worker", BGW_MAXLEN);
+	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+		return NULL;
+	return handle;
+}
+
+void
+mq_launcher_main(Datum arg)
+{
+	BackgroundWorkerHandle **handles;
+	TimestampTz next_rescan = 0;
+	bool		warned_full = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("mq launcher");
+
+	handles = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(BackgroundWorkerHandle *) * mqw_shared->nslots);
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	mqw_shared->launcher_procno = MQ_MY_PROCNO;
+	/* after a restart of the launcher, forget what ran before */
+	for (int i = 0; i < mqw_shared->nslots; i++)
+		if (mqw_shared->slots[i].state == MQW_RUNNING || mqw_shared->slots[i].state == MQW_STARTING)
+			mqw_set_state(&mqw_shared->slots[i], MQW_PROBE);
+	LWLockRelease(mqw_lock);
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		timeout = MQW_RESCAN_MS;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (now >= next_rescan)
+		{
+			List	   *dbs = mqw_list_databases();
+			ListCell   *lc;
+
+			LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+			foreach(lc, dbs)
+				(void) mqw_find_or_add(lfirst_oid(lc));
+			/* forget databases that are gone */
+			for (int i = 0; i < mqw_shared->nslots; i++)
+			{
+				MqWorkerSlot *slot = &mqw_shared->slots[i];
+
+				if (slot->state != MQW_FREE && !list_member_oid(dbs, slot->dboid) &&
+					slot->state != MQW_RUNNING && slot->state != MQW_STARTING)
+					slot->state = MQW_FREE;
+			}
+			LWLockRelease(mqw_lock);
+			list_free(dbs);
+			next_rescan = TimestampTzPlusMilliseconds(now, MQW_RESCAN_MS);
+		}
+
+		LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+		for (int i = 0; i < mqw_shared->nslots; i++)
+		{
+			MqWorkerSlot *slot = &mqw_shared->slots[i];
+			pid_t		pid;
+
+			/* reap workers that ended */
+			if (handles[i] &&
+				GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED)
+			{
+				pfree(handles[i]);
+				handles[i] = NULL;
+				if (slot->state == MQW_RUNNING || slot->state == MQW_STARTING)
+				{
+					/* it died: start it again in a moment */
+					mqw_set_state(slot, MQW_PROBE);
+					slot->state_since = TimestampTzPlusMilliseconds(now, MQW_RETRY_MS);
+				}
+			}
+			if (slot->state == MQW_STOPPED &&
+				TimestampDifferenceExceeds(slot->state_since, now, MQW_STOPPED_RETRY_MS))
+				mqw_set_state(slot, MQW_PROBE);
+			if (slot->state != MQW_PROBE || handles[i] != NULL || !mq_worker_enabled)
+				continue;
+			if (slot->state_since > now)
+			{
+				timeout = Min(timeout, MQW_RETRY_MS);
+				continue;		/* it failed a moment ago */
+			}
+			handles[i] = mqw_start(slot->dboid);
+			if (handles[i] == NULL)
+			{
+				if (!warned_full)
+					ereport(WARNING,
+							(errmsg("mq could not start a worker for database %u", slot->dboid),
+							 errhint("Raise max_worker_processes.")));
+				warned_full = true;
+				timeout = MQW_RETRY_MS;
+				continue;
+			}
+			mqw_set_state(slot, MQW_STARTING);
+		}
+		LWLockRelease(mqw_lock);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---- what the per-database worker (src/worker.c) reports --------------- */
+
+static MqWorkerSlot *mqw_my_slot = NULL;
+static uint64 mqw_my_wanted = 0;
+
+static void
+mqw_detach(int code, Datum arg)
+{
+	if (mqw_my_slot == NULL)
+		return;
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	mqw_my_slot->pid = 0;
+	mqw_my_slot->procno = -1;
+	LWLockRelease(mqw_lock);
+}
+
+/*
+ * A worker for database dboid starts: take its slot.  False if there is
+ * none or it was told to stop meanwhile; the worker then exits.
+ */
+bool
+mq_worker_attach(Oid dboid)
+{
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	mqw_my_slot = mqw_find(dboid);
+	if (mqw_my_slot == NULL || mqw_my_slot->state == MQW_STOPPED)
+	{
+		LWLockRelease(mqw_lock);
+		return false;
+	}
+	mqw_my_slot->pid = MyProcPid;
+	mqw_my_slot->procno = MQ_MY_PROCNO;
+	mqw_my_wanted = mqw_my_slot->wanted;
+	mqw_my_slot->started_at = GetCurrentTimestamp();
+	mqw_my_slot->last_run = 0;
+	mqw_my_slot->passes = 0;
+	mqw_my_slot->handled = 0;
+	mqw_my_slot->last_error[0] = '\0';
+	LWLockRelease(mqw_lock);
+	before_shmem_exit(mqw_detach, (Datum) 0);
+	return true;
+}
+
+/* mq is installed: the worker runs.  False if told to stop meanwhile. */
+bool
+mq_worker_set_running(void)
+{
+	bool		ok;
+
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	ok = (mqw_my_slot->state != MQW_STOPPED);
+	if (ok)
+		mqw_set_state(mqw_my_slot, MQW_RUNNING);
+	LWLockRelease(mqw_lock);
+	return ok;
+}
+
+/*
+ * Leave: mq is not installed here (any more).  Unless a CREATE EXTENSION
+ * committed since this worker started (it may have looked too early), the
+ * launcher starts none here until the next one.
+ */
+void
+mq_worker_leave_no_extension(void)
+{
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	if (mqw_my_slot->wanted != mqw_my_wanted)
+		mqw_set_state(mqw_my_slot, MQW_PROBE);
+	else if (mqw_my_slot->state != MQW_STOPPED)
+		mqw_set_state(mqw_my_slot, MQW_NO_EXTENSION);
+	LWLockRelease(mqw_lock);
+	proc_exit(0);
+}
+
+void
+mq_worker_pass_done(int64 handled)
+{
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	mqw_my_slot->last_run = GetCurrentTimestamp();
+	mqw_my_slot->passes++;
+	mqw_my_slot->handled += handled;
+	LWLockRelease(mqw_lock);
+}
+
+void
+mq_worker_pass_failed(const char *message)
+{
+	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+	strlcpy(mqw_my_slot->last_error, message ? message : "",
+			sizeof(mqw_my_slot->last_error));
+	LWLockRelease(mqw_lock);
+}
+
+/* ---- registration (from _PG_init, while preloading) -------------------- */
+
+void
+mq_launcher_init(void)
+{
+	BackgroundWorker bgw;
+
+#if PG_VERSION_NUM >= 150000
+	mqw_prev_request_hook = shmem_request_hook;
+	shmem_request_hook = mqw_shmem_request;
+#else
+	mqw_shmem_request();
+#endif
+	mqw_prev_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = mqw_shmem_startup;
+
+	mqw_prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = mqw_utility;
+
+	if (IsBinaryUpgrade)
+		return;
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	strlcpy(bgw.bgw_library_name, "mq", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "mq_launcher_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "mq launcher", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "mq launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}

@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * plans.c
+ *	  The SQL of every statement mq runs on a queue's tables, prepared per
+ *	  queue on first use and kept in the queue's cached entry (src/catalog.c
+ *	  frees them when the queue changes), and the reader of the message
+ *	  rows those statements return.
+ *
+ * All SQL here is schema-qualified, operators included, so the caller's
+ * search_path cannot redirect anything.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+#include "util.h"
+#include "catalog.h"
+#include "plans.h"
+
+#define READY_COLS "seq, id, priority, attempt, enqueued_at, message, headers, dedup_key, last_error"
+
+static const char *
+mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
+{
+	StringInfoData sql;
+	const char *R = q->ready_table;
+	const char *W = q->wait_table;
+	char	   *qname = quote_literal_cstr(q->name);
+
+	initStringInfo(&sql);
+	switch (kind)
+	{
+		case MQP_INSERT_READY:
+		case MQP_INSERT_WAIT:
+			if (kind == MQP_INSERT_READY)
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (" READY_COLS ")"
+								 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", R);
+			else
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (vt, leased, " READY_COLS ")"
+								 " VALUES ($10, false, $1, $2, $3, $4, $5, $6, $7, $8, $9)", W);
+			*nargs = (kind == MQP_INSERT_READY) ? 9 : 10;
+			types[0] = INT8OID;
+			types[1] = INT8OID;
+			types[2] = INT4OID;
+			types[3] = INT4OID;
+			types[4] = TIMESTAMPTZOID;
+			types[5] = JSONBOID;
+			types[6] = JSONBOID;
+			types[7] = TEXTOID;
+			types[8] = TEXTOID;
+			types[9] = TIMESTAMPTZOID;
+			break;
+		case MQP_INSERT_READY_BATCH:
+		case MQP_INSERT_WAIT_BATCH:
+			/* one statement for a whole send_batch, rows in input order */
+			if (kind == MQP_INSERT_READY_BATCH)
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (seq, id, priority, attempt, enqueued_at, message, headers)"
+								 " SELECT u.s, u.s, $3, 0, $4, u.m, u.h", R);
+			else
+				appendStringInfo(&sql,
+								 "INSERT INTO %s (vt, leased, seq, id, priority, attempt, enqueued_at,"
+								 " message, headers) SELECT $6, false, u.s, u.s, $3, 0, $4, u.m, u.h", W);
+			appendStringInfoString(&sql, " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+								   " pg_catalog.unnest($5)) AS u(s, m, h)");
+			*nargs = (kind == MQP_INSERT_READY_BATCH) ? 5 : 6;
+			types[0] = INT8ARRAYOID;
+			types[1] = JSONBARRAYOID;
+			types[2] = INT4OID;
+			types[3] = TIMESTAMPTZOID;
+			types[4] = JSONBARRAYOID;
+			types[5] = TIMESTAMPTZOID;
+			break;
+		case MQP_LEASE_LANE:
+		case MQP_LEASE_ANY:
+		case MQP_POP_LANE:
+		case MQP_POP_ANY:
+			{
+				bool		lane = (kind == MQP_LEASE_LANE || kind == MQP_POP_LANE);
+				bool		lease = (kind == MQP_LEASE_LANE || kind == MQP_LEASE_ANY);
+
+				/*
+				 * Take rows in dequeue order, skipping those another
+				 * consumer holds (the TID array keeps the delete a TID
+				 * scan); a lease moves them to the wait table, a pop
+				 * releases their dedup keys (and archives them).
+				 */
+				appendStringInfo(&sql,
+								 "WITH moved AS (DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
+								 "SELECT r.ctid FROM %s r", R, R);
+				if (lane)
+					appendStringInfoString(&sql,
+										   " WHERE r.priority" OP("=") "$3 AND r.seq" OP(">=") "$4"
+										   " ORDER BY r.seq");
+				else
+					appendStringInfoString(&sql, " ORDER BY r.priority DESC, r.seq");
+				appendStringInfoString(&sql,
+									   " LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING " READY_COLS ")");
+				if (lease)
+					appendStringInfo(&sql,
+									 " INSERT INTO %s (vt, leased, " READY_COLS ")"
+									 " SELECT $2, true, seq, id, priority, attempt" OP("+") "1,"
+									 " enqueued_at, message, headers, dedup_key, last_error FROM moved"
+									 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
+									 " dedup_key, last_error", W);
+				else
+				{
+					appendStringInfo(&sql,
+									 ", keys AS (DELETE FROM mq.dedup_keys k USING moved m"
+									 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "m.dedup_key"
+									 " AND k.id" OP("=") "m.id)", qname);
+					if (q->has_retention)
+						appendStringInfo(&sql,
+										 ", arch AS (INSERT INTO mq.archive (queue, id, message, headers, attempts, enqueued_at)"
+										 " SELECT %s, id, message, headers, attempt" OP("+") "1, enqueued_at FROM moved)",
+										 qname);
+					appendStringInfoString(&sql,
+										   " SELECT id, message, headers, attempt" OP("+") "1, enqueued_at, $2,"
+										   " priority, seq, dedup_key, last_error FROM moved");
+				}
+				*nargs = lane ? 4 : 2;
+				types[0] = INT4OID;
+				types[1] = TIMESTAMPTZOID;
+				types[2] = INT4OID;
+				types[3] = INT8OID;
+				break;
+			}
+		case MQP_ACK:
+		case MQP_ACK_MANY:
+			appendStringInfo(&sql,
+							 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "%s"
+							 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key),"
+							 " keys AS (DELETE FROM mq.dedup_keys k USING gone g"
+							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
+							 " AND k.id" OP("=") "g.id)",
+							 W, kind == MQP_ACK ? "$1" : "ANY ($1)", qname);
+			if (q->has_retention)
+				appendStringInfo(&sql,
+								 ", arch AS (INSERT INTO mq.archive (queue, id, message, headers, attempts, enqueued_at)"
+								 " SELECT %s, id, message, headers, attempt, enqueued_at FROM gone)",
+								 qname);
+			appendStringInfoString(&sql, " SELECT leased FROM gone");
+			*nargs = 1;
+			types[0] = kind == MQP_ACK ? INT8OID : INT8ARRAYOID;
+			break;
+		case MQP_NACK_LOCK:
+			appendStringInfo(&sql,
+							 "SELECT attempt, leased FROM %s WHERE id" OP("=") "$1 FOR UPDATE", W);
+			*nargs = 1;
+			types[0] = INT8OID;
+			break;
+		case MQP_RETRY:
+			appendStringInfo(&sql,
+							 "UPDATE %s SET leased = false, vt = $2,"
+							 " last_error = COALESCE($3, last_error) WHERE id" OP("=") "$1", W);
+			*nargs = 3;
+			types[0] = INT8OID;
+			types[1] = TIMESTAMPTZOID;
+			types[2] = TEXTOID;
+			break;
+		case MQP_EXTEND:
+			appendStringInfo(&sql,
+							 "UPDATE %s SET vt = $2 WHERE id" OP("=") "$1 AND leased RETURNING vt", W);
+			*nargs = 2;
+			types[0] = INT8OID;
+			types[1] = TIMESTAMPTZOID;
+			break;
+		case MQP_DEAD_TAKE:
+			appendStringInfo(&sql,
+							 "DELETE FROM %s WHERE id" OP("=") "$1"
+							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
+							 " dedup_key, COALESCE($2, last_error)", W);
+			*nargs = 2;
+			types[0] = INT8OID;
+			types[1] = TEXTOID;
+			break;
+		case MQP_DEDUP_CLAIM:
+			appendStringInfo(&sql,
+							 "INSERT INTO mq.dedup_keys (queue, dedup_key, id) VALUES (%s, $1, $2)"
+							 " ON CONFLICT (queue, dedup_key) DO NOTHING RETURNING id", qname);
+			*nargs = 2;
+			types[0] = TEXTOID;
+			types[1] = INT8OID;
+			break;
+		case MQP_DEDUP_FIND:
+			appendStringInfo(&sql,
+							 "SELECT id FROM mq.dedup_keys WHERE queue" OP("=") "%s"
+							 " AND dedup_key" OP("=") "$1", qname);
+			*nargs = 1;
+			types[0] = TEXTOID;
+			break;
+		case MQP_DUE_EXPIRED:
+			appendStringInfo(&sql,
+							 "SELECT id, attempt, vt FROM %s WHERE vt" OP(">=") "$1 AND vt" OP("<=") "$2"
+							 " AND leased ORDER BY vt LIMIT 1000 FOR UPDATE SKIP LOCKED", W);
+			*nargs = 2;
+			types[0] = TIMESTAMPTZOID;
+			types[1] = TIMESTAMPTZOID;
+			break;
+		case MQP_DUE_READY:
+			appendStringInfo(&sql,
+							 "DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
+							 "SELECT w.ctid FROM %s w WHERE w.vt" OP(">=") "$1 AND w.vt" OP("<=") "$2"
+							 " AND NOT w.leased ORDER BY w.vt LIMIT 1000 FOR UPDATE SKIP LOCKED))"
+							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
+							 " dedup_key, last_error", W, W);
+			*nargs = 2;
+			types[0] = TIMESTAMPTZOID;
+			types[1] = TIMESTAMPTZOID;
+			break;
+		case MQP_NEXT_DUE:
+			appendStringInfo(&sql,
+							 "SELECT vt FROM %s WHERE vt" OP(">=") "$1 AND vt" OP("<=") "$2"
+							 " ORDER BY vt LIMIT 1", W);
+			*nargs = 2;
+			types[0] = TIMESTAMPTZOID;
+			types[1] = TIMESTAMPTZOID;
+			break;
+		case MQP_LANES:
+			appendStringInfo(&sql,
+							 "SELECT priority FROM %s WHERE priority" OP("<") "$1"
+							 " ORDER BY priority DESC LIMIT 1", R);
+			*nargs = 1;
+			types[0] = INT8OID;
+			break;
+		case MQP_NUM:
+			elog(ERROR, "mq: bad plan kind");
+	}
+	return sql.data;
+}
+
+static SPIPlanPtr
+mq_queue_plan(MqQueue *q, MqPlanKind kind)
+{
+	if (q->plans[kind] == NULL)
+	{
+		int			nargs = 0;
+		Oid			types[16];
+		const char *sql = mqpl_sql(q, kind, &nargs, types);
+
+		q->plans[kind] = mq_prepare(sql, nargs, types);
+	}
+	return q->plans[kind];
+}
+
+/* Run statement kind of queue q (src/util.c: mq_exec_plan). */
+int
+mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
+			bool read_only, long count)
+{
+	return mq_exec_plan(mq_queue_plan(q, kind), values, nulls, read_only, count);
+}
+
+/*
+ * Read a message row as MQP_DEAD_TAKE and MQP_DUE_READY return it: (id,
+ * priority, attempt, enqueued_at, message, headers, dedup_key, last_error).
+ */
+void
+mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m)
+{
+	HeapTuple	tup = rows->vals[row];
+	TupleDesc	desc = rows->tupdesc;
+	bool		isnull;
+	Datum		d;
+
+	memset(m, 0, sizeof(*m));
+	m->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	m->priority = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	m->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	m->enqueued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+	m->message = DatumGetJsonbP(SPI_getbinval(tup, desc, 5, &isnull));
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	m->headers = isnull ? NULL : DatumGetJsonbP(d);
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	m->dedup_key = isnull ? NULL : DatumGetTextPP(d);
+	d = SPI_getbinval(tup, desc, 8, &isnull);
+	m->last_error = isnull ? NULL : DatumGetTextPP(d);
+}

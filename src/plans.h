@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * plans.h
+ *	  The statements on a queue's tables, and the reader of their message rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_PLANS_H
+#define MQ_PLANS_H
+
+#include "catalog.h"
+#include "utils/jsonb.h"
+
+/* A message as the storage layer reads and writes it. */
+typedef struct MqOutMessage
+{
+	int64		id;
+	int32		priority;
+	int32		attempt;
+	TimestampTz enqueued_at;
+	Jsonb	   *message;
+	Jsonb	   *headers;		/* may be NULL */
+	text	   *dedup_key;		/* may be NULL */
+	text	   *last_error;		/* may be NULL */
+} MqOutMessage;
+
+extern int	mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
+						bool read_only, long count);
+extern void mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m);
+
+#endif							/* MQ_PLANS_H */

@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * promote.h
+ *	  Promotion of due wait rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_PROMOTE_H
+#define MQ_PROMOTE_H
+
+#include "catalog.h"
+
+extern int64 mq_promote_due(MqQueue *q, bool force);
+
+#endif							/* MQ_PROMOTE_H */

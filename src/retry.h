@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * retry.h
+ *	  What a failed attempt leads to: a backoff or a dead letter.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_RETRY_H
+#define MQ_RETRY_H
+
+#include "plans.h"
+
+extern Interval *mq_backoff(MqQueue *q, int32 attempt);
+extern void mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at);
+extern void mq_dead_letter_leased(MqQueue *q, int64 id, text *error, bool just_leased,
+								  TimestampTz dead_at);
+
+#endif							/* MQ_RETRY_H */

@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *	  Shared memory: per-queue entries, lanes and heads, per-backend slots.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_SHMEM_H
+#define MQ_SHMEM_H
+
+#include "nodes/pg_list.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#define MQ_MAX_LANES		8		/* distinct priorities tracked per queue */
+
+/* One priority of one queue and where its dequeue scan may start. */
+typedef struct MqLane
+{
+	int32		priority;
+	uint64		head;			/* no live ready row of this lane has seq < head */
+	uint64		generation;		/* bumped whenever head moves back */
+} MqLane;
+
+typedef enum MqCounter
+{
+	MQC_READY,
+	MQC_IN_FLIGHT,
+	MQC_DELAYED,
+	MQC_DEAD,
+	MQC_TOTAL_SENT,
+	MQC_TOTAL_ACKED,
+	MQC_TOTAL_DEAD_LETTERED,
+	MQC_NUM
+} MqCounter;
+
+#define MQC_FIRST_TOTAL MQC_TOTAL_SENT
+
+typedef struct MqQueueKey
+{
+	Oid			dboid;
+	Oid			ready_relid;
+} MqQueueKey;
+
+typedef struct MqQueueShared
+{
+	MqQueueKey	key;
+	slock_t		mutex;			/* protects the lane fields below */
+	bool		lanes_known;	/* lanes[] lists every priority present */
+	bool		lanes_overflow; /* more priorities than MQ_MAX_LANES */
+	int			nlanes;
+	MqLane		lanes[MQ_MAX_LANES];	/* sorted by priority, highest first */
+	pg_atomic_uint64 max_seq;	/* highest seq handed to a ready insert */
+	pg_atomic_uint64 next_due;	/* no wait row is due before this (encoded) */
+	pg_atomic_uint64 wait_low;	/* no wait row has vt below this (encoded) */
+	pg_atomic_uint64 promote_until; /* a promoter's claim (encoded time) */
+	pg_atomic_uint32 gauges_valid;	/* ready/in_flight/delayed/dead counted */
+	pg_atomic_uint32 totals_loaded; /* totals read from mq.queue_totals */
+	pg_atomic_uint64 counters[MQC_NUM];
+	pg_atomic_uint32 notify_pending;	/* NOTIFY owed by the worker */
+	pg_atomic_uint32 waiters;	/* blocked receivers */
+	pg_atomic_uint64 ready_generation;	/* bumped by commits that wake */
+	ConditionVariable ready_cv;
+	char		name[NAMEDATALEN];
+} MqQueueShared;
+
+/* timestamps kept in unsigned atomics, order preserved */
+#define MQ_TS_ENCODE(t) ((uint64) (t) ^ (UINT64CONST(1) << 63))
+#define MQ_TS_DECODE(u) ((TimestampTz) ((u) ^ (UINT64CONST(1) << 63)))
+
+extern int	mq_max_queues;
+extern void mq_shmem_init(void);
+extern bool mq_shmem_available(void);
+extern MqQueueShared *mq_shared_queue(Oid ready_relid, const char *name);
+extern void mq_shared_forget_queue(Oid ready_relid);
+extern void mq_shared_collect(Oid dboid, List **entries);
+extern void mq_shared_note_due(MqQueueShared *qs, TimestampTz vt);
+extern void mq_lane_register(MqQueueShared *qs, int32 priority);
+extern bool mq_lanes_copy(MqQueueShared *qs, MqLane *lanes, int *nlanes);
+extern uint64 mq_head_cap(MqQueueShared *qs);
+
+/* per-backend slot: smallest seq / vt this transaction may still write */
+extern void mq_slot_note_insert(MqQueueShared *qs);
+extern TimestampTz mq_slot_note_wait(MqQueueShared *qs);
+extern void mq_slot_clear(void);
+extern uint64 mq_slots_min_seq(MqQueueShared *qs);
+extern TimestampTz mq_slots_min_vt(MqQueueShared *qs);
+
+#endif							/* MQ_SHMEM_H */

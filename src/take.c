@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * take.c
+ *	  Taking rows out of a queue's ready table: lane by lane from the
+ *	  heads when the lanes are known, else in one ordered scan, each with
+ *	  FOR UPDATE SKIP LOCKED; a lease moves the rows to the wait table, a
+ *	  pop deletes them.  Also the discovery of a queue's lanes after a
+ *	  restart (a loose index scan, one probe per priority).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/jsonb.h"
+
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
+#include "plans.h"
+#include "take.h"
+
+/*
+ * After a restart the shared entry is new: find the priorities present in
+ * the ready table (a loose index scan, one probe per priority), and the
+ * highest seq handed out so far.
+ */
+static void
+mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
+{
+	static SPIPlanPtr seq_plan = NULL;
+	int64		below = PG_INT64_MAX;
+
+	if (qs == NULL || qs->lanes_known)
+		return;
+
+	if (seq_plan == NULL)
+		seq_plan = mq_prepare("SELECT last_value FROM mq.message_id_seq", 0, NULL);
+	if (mq_exec_plan(seq_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "mq: could not read mq.message_id_seq");
+	{
+		uint64		last = (uint64) mq_spi_int8(0, 1);
+		uint64		cur = pg_atomic_read_u64(&qs->max_seq);
+
+		while (last > cur &&
+			   !pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, last))
+			;
+	}
+
+	for (int n = 0; n <= MQ_MAX_LANES; n++)
+	{
+		Datum		arg = Int64GetDatum(below);
+		int32		priority;
+		bool		isnull;
+
+		if (mq_plan_run(q, MQP_LANES, &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "mq: could not read the lanes of queue \"%s\"", q->name);
+		if (SPI_processed == 0)
+			break;
+		priority = DatumGetInt32(mq_spi_get(0, 1, &isnull));
+		mq_lane_register(qs, priority);
+		below = priority;
+	}
+	SpinLockAcquire(&qs->mutex);
+	qs->lanes_known = true;
+	SpinLockRelease(&qs->mutex);
+}
+
+/*
+ * The lanes of q, for one dequeue (discovered first if need be).  Returns
+ * false when the lanes cannot be used (no shared memory, too many
+ * priorities).
+ */
+bool
+mq_queue_lanes(MqQueue *q, MqQueueShared *qs, MqLane *lanes, int *nlanes)
+{
+	if (qs == NULL)
+		return false;
+	mq_ensure_lanes(q, qs);
+	return mq_lanes_copy(qs, lanes, nlanes);
+}
+
+static int
+mqt_cmp(const void *a, const void *b)
+{
+	const MqTaken *x = a;
+	const MqTaken *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return 0;
+}
+
+/* Copy SPI result rows into taken[], in the caller's memory context. */
+static int
+mqt_collect(MqTaken *taken, int n, MemoryContext mcxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(mcxt);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MqTaken    *t = &taken[n++];
+		bool		isnull;
+
+		t->id = mq_spi_int8(i, 1);
+		t->message = PointerGetDatum(DatumGetJsonbPCopy(mq_spi_get(i, 2, &isnull)));
+		t->headers = mq_spi_get(i, 3, &t->headers_null);
+		if (!t->headers_null)
+			t->headers = PointerGetDatum(DatumGetJsonbPCopy(t->headers));
+		t->attempt = DatumGetInt32(mq_spi_get(i, 4, &isnull));
+		t->enqueued_at = DatumGetTimestampTz(mq_spi_get(i, 5, &isnull));
+		t->visible_at = DatumGetTimestampTz(mq_spi_get(i, 6, &isnull));
+		t->priority = DatumGetInt32(mq_spi_get(i, 7, &isnull));
+		t->seq = mq_spi_int8(i, 8);
+		t->dead = false;
+	}
+	MemoryContextSwitchTo(old);
+	return n;
+}
+
+/*
+ * Take up to quantity rows from the ready table, lane by lane from the
+ * heads when the lanes are usable, else in one ordered scan.
+ */
+int
+mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
+		 MqTaken *taken, MemoryContext mcxt)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	MqLane		lanes[MQ_MAX_LANES];
+	int			nlanes = 0;
+	int			n = 0;
+	bool		use_lanes;
+
+	use_lanes = mq_queue_lanes(q, qs, lanes, &nlanes) && !IsolationUsesXactSnapshot();
+	if (use_lanes)
+	{
+		uint64		cap = mq_head_cap(qs);
+		MqPlanKind	kind = lease ? MQP_LEASE_LANE : MQP_POP_LANE;
+
+		for (int i = 0; i < nlanes && n < quantity; i++)
+		{
+			Datum		args[4];
+			int			rc;
+			int			first = n;
+			uint64		max_seq = 0;
+
+			args[0] = Int32GetDatum(quantity - n);
+			args[1] = TimestampTzGetDatum(visible_at);
+			args[2] = Int32GetDatum(lanes[i].priority);
+			args[3] = Int64GetDatum((int64) lanes[i].head);
+			mq_xact_lane_scan_begin(qs, lanes[i].priority, lanes[i].head,
+									lanes[i].generation, cap);
+			rc = mq_plan_run(q, kind, args, NULL, false, 0);
+			if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
+				elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
+					 SPI_result_code_string(rc));
+			if (SPI_processed == 0)
+				continue;
+			n = mqt_collect(taken, n, mcxt);
+			for (int j = first; j < n; j++)
+				max_seq = Max(max_seq, (uint64) taken[j].seq);
+			mq_xact_lane_scan_end(qs, lanes[i].priority, max_seq);
+		}
+	}
+	else
+	{
+		Datum		args[2];
+		int			rc;
+
+		args[0] = Int32GetDatum(quantity);
+		args[1] = TimestampTzGetDatum(visible_at);
+		/* no heads to keep: any abort sends every lane back to the start */
+		mq_xact_all_lanes_back(qs);
+		rc = mq_plan_run(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
+			elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
+				 SPI_result_code_string(rc));
+		n = mqt_collect(taken, 0, mcxt);
+	}
+
+	mq_xact_count(qs, MQC_READY, -n);
+	if (lease)
+	{
+		mq_xact_count(qs, MQC_IN_FLIGHT, n);
+		if (n > 0)
+			mq_xact_note_due(qs, visible_at);
+	}
+	else
+		mq_xact_count(qs, MQC_TOTAL_ACKED, n);
+	if (n > 1)
+		qsort(taken, n, sizeof(MqTaken), mqt_cmp);
+	return n;
+}

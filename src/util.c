@@ -1,0 +1,215 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.c
+ *	  The bottom of mq: clock and interval helpers, SPI helpers (kept plans
+ *	  run with sequential scans off), set-returning function set-up, and
+ *	  the checks of a queue-name argument.  Calls nothing else of mq.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "util.h"
+
+/* ---- time ------------------------------------------------------------ */
+
+TimestampTz
+mq_now(void)
+{
+	return GetCurrentTimestamp();
+}
+
+TimestampTz
+mq_add_interval(TimestampTz t, const Interval *iv)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(t),
+												   PointerGetDatum(iv)));
+}
+
+static int
+mq_interval_sign(const Interval *iv)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											 PointerGetDatum(iv),
+											 PointerGetDatum(&zero)));
+}
+
+bool
+mq_interval_negative(const Interval *iv)
+{
+	return mq_interval_sign(iv) < 0;
+}
+
+bool
+mq_interval_positive(const Interval *iv)
+{
+	return mq_interval_sign(iv) > 0;
+}
+
+/* ---- SPI -------------------------------------------------------------- */
+
+void
+mq_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "mq: SPI_connect failed");
+}
+
+void
+mq_finish(void)
+{
+	SPI_finish();
+}
+
+/*
+ * Prepare and keep a plan.  Plans are generic: a queue's statements have
+ * the same best plan whatever the parameters, and replanning them on every
+ * call (which the plan cache would otherwise do for the LIMIT $n scans)
+ * costs more than running them.
+ */
+SPIPlanPtr
+mq_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "mq: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "mq: could not keep plan");
+	return plan;
+}
+
+/*
+ * Execute a kept plan with sequential and bitmap scans off.  Every mq
+ * statement is an index (or TID) scan by design; but a plan made while a
+ * queue table looked empty (just after a vacuum) would scan it in full,
+ * and stay cached while the table grows.  The planner reads these
+ * variables when the plan cache (re)plans, which happens inside execution.
+ */
+int
+mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
+{
+	bool		save_seqscan = enable_seqscan;
+	bool		save_bitmapscan = enable_bitmapscan;
+	int			rc;
+
+	enable_seqscan = false;
+	enable_bitmapscan = false;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	}
+	PG_FINALLY();
+	{
+		enable_seqscan = save_seqscan;
+		enable_bitmapscan = save_bitmapscan;
+	}
+	PG_END_TRY();
+	return rc;
+}
+
+Datum
+mq_spi_get(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+int64
+mq_spi_int8(int row, int col)
+{
+	bool		isnull;
+	Datum		d = mq_spi_get(row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Set up a materialized result set: tuple store and descriptor in the
+ * per-query context (what InitMaterializedSRF does on 16+).
+ */
+void
+mq_srf_materialize(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	tupdesc;
+	Oid			rettype;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	switch (get_call_result_type(fcinfo, &rettype, &tupdesc))
+	{
+		case TYPEFUNC_COMPOSITE:
+			tupdesc = CreateTupleDescCopy(tupdesc);
+			break;
+		case TYPEFUNC_SCALAR:
+			tupdesc = CreateTemplateTupleDesc(1);
+			TupleDescInitEntry(tupdesc, 1, "value", rettype, -1, 0);
+			break;
+		default:
+			elog(ERROR, "mq: unexpected result type");
+	}
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = BlessTupleDesc(tupdesc);
+	MemoryContextSwitchTo(old);
+}
+
+/* ---- queue names ------------------------------------------------------ */
+
+void
+mq_check_queue_name(const char *name)
+{
+	size_t		len = strlen(name);
+	bool		ok = len >= 1 && len <= MQ_QUEUE_NAME_MAX;
+
+	for (size_t i = 0; ok && i < len; i++)
+	{
+		char		c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9')))
+			ok = false;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid queue name \"%s\"", name),
+				 errdetail("A queue name has 1 to %d characters: lower-case letters, digits and underscores, and does not start with a digit.",
+						   MQ_QUEUE_NAME_MAX)));
+}
+
+char *
+mq_text_to_queue_name(text *t)
+{
+	char	   *name = text_to_cstring(t);
+
+	mq_check_queue_name(name);
+	return name;
+}
+
+/* The queue name of argument argno, checked; NULL is an error. */
+char *
+mq_queue_name_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("queue name must not be null")));
+	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(argno));
+}

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *	  The bottom of mq: time, SPI, set-returning functions, argument checks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MQ_UTIL_H
+#define MQ_UTIL_H
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+#define MQ_QUEUE_NAME_MAX	48
+#define MQ_MAX_QUANTITY		10000
+
+/* An operator that the caller's search_path cannot redirect. */
+#define OP(x) " OPERATOR(pg_catalog." x ") "
+
+extern TimestampTz mq_now(void);
+extern TimestampTz mq_add_interval(TimestampTz t, const Interval *iv);
+extern bool mq_interval_negative(const Interval *iv);
+extern bool mq_interval_positive(const Interval *iv);
+extern void mq_connect(void);
+extern void mq_finish(void);
+extern SPIPlanPtr mq_prepare(const char *sql, int nargs, Oid *argtypes);
+extern int	mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+						 bool read_only, long count);
+extern Datum mq_spi_get(int row, int col, bool *isnull);
+extern int64 mq_spi_int8(int row, int col);
+extern void mq_srf_materialize(FunctionCallInfo fcinfo);
+extern void mq_check_queue_name(const char *name);
+extern char *mq_text_to_queue_name(text *t);
+extern char *mq_queue_name_arg(FunctionCallInfo fcinfo, int argno);
+
+#endif							/* MQ_UTIL_H */

@@ -1,0 +1,485 @@
+/*-------------------------------------------------------------------------
+ *
+ * xact.c
+ *	  What mq remembers about the current transaction until it ends:
+ *	  counter deltas, lane heads to move at commit, heads to move back at
+ *	  abort, due times and low marks of wait tables.  The storage layer
+ *	  records here what it did; the end-of-transaction callbacks apply it
+ *	  to shared memory and wake waiters, the worker and listeners, calling
+ *	  only downwards.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "utils/memutils.h"
+
+#include "shmem.h"
+#include "wait.h"
+#include "launcher.h"
+#include "notify.h"
+#include "xact.h"
+
+/* What one transaction did to one queue. */
+typedef struct MqXactLease
+{
+	int32		priority;
+	uint64		min_seq;		/* smallest seq leased (or deleted) */
+	uint64		max_seq;		/* largest seq leased */
+	uint64		generation;		/* lane generation read before the scan */
+	uint64		cap;			/* head may not pass this */
+	int			nscans;			/* lane scans begun in this transaction */
+	bool		advance;		/* move the head at commit */
+} MqXactLease;
+
+typedef struct MqXactQueue
+{
+	MqQueueShared *qs;
+	int64		deltas[MQC_NUM];
+	bool		gauges_unsure;	/* gauges were counted with our deltas in */
+	bool		promoted;
+	bool		wrote_wait;		/* wrote wait rows: note due_min at commit */
+	TimestampTz due_min;
+	TimestampTz wait_low;		/* move the wait table's low mark at commit */
+	bool		deleted_ready;
+	bool		all_lanes_back; /* at abort, every lane head goes to zero */
+	int			nleases;
+	MqXactLease leases[MQ_MAX_LANES + 1];
+} MqXactQueue;
+
+static List *mqx_queues = NIL;	/* of MqXactQueue *, in TopTransactionContext */
+
+/*
+ * Counter deltas as they stood when a subtransaction began, so that its
+ * rollback can restore them.  Queues first touched inside it (index >=
+ * nqueues) go back to zero.
+ */
+typedef struct MqSubSave
+{
+	SubTransactionId subid;
+	int			nqueues;
+	int64	   *deltas;			/* nqueues * MQC_NUM */
+} MqSubSave;
+
+static List *mqx_subsaves = NIL;	/* stack, innermost last */
+
+/* What this transaction did to the queue of qs, or NULL: nothing yet. */
+static MqXactQueue *
+mqx_find(MqQueueShared *qs)
+{
+	ListCell   *lc;
+
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		if (xq->qs == qs)
+			return xq;
+	}
+	return NULL;
+}
+
+static MqXactQueue *
+mqx_entry(MqQueueShared *qs)
+{
+	MqXactQueue *xq = mqx_find(qs);
+	MemoryContext old;
+
+	if (xq)
+		return xq;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	xq = palloc0(sizeof(MqXactQueue));
+	xq->qs = qs;
+	mqx_queues = lappend(mqx_queues, xq);
+	MemoryContextSwitchTo(old);
+	return xq;
+}
+
+void
+mq_xact_count(MqQueueShared *qs, MqCounter c, int64 delta)
+{
+	if (qs == NULL || delta == 0)
+		return;
+	mqx_entry(qs)->deltas[c] += delta;
+}
+
+static MqXactLease *
+mqx_lease(MqXactQueue *xq, int32 priority)
+{
+	for (int i = 0; i < xq->nleases; i++)
+		if (xq->leases[i].priority == priority)
+			return &xq->leases[i];
+	if (xq->nleases >= lengthof(xq->leases))
+		return NULL;
+	xq->leases[xq->nleases].priority = priority;
+	xq->leases[xq->nleases].min_seq = PG_UINT64_MAX;
+	xq->leases[xq->nleases].max_seq = 0;
+	xq->leases[xq->nleases].nscans = 0;
+	xq->leases[xq->nleases].advance = false;
+	return &xq->leases[xq->nleases++];
+}
+
+/*
+ * A scan of one lane from its head is about to delete ready rows.  This is
+ * recorded before the scan runs: should the statement fail after locking
+ * rows (a cancel, a deadlock, a unique violation), the abort must still move
+ * the head back to where the scan began.
+ */
+void
+mq_xact_lane_scan_begin(MqQueueShared *qs, int32 priority, uint64 head,
+						uint64 generation, uint64 cap)
+{
+	MqXactQueue *xq;
+	MqXactLease *l;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	xq->deleted_ready = true;
+	l = xq->all_lanes_back ? NULL : mqx_lease(xq, priority);
+	if (l == NULL)
+	{
+		mq_xact_all_lanes_back(qs);	/* too many lanes in one transaction */
+		return;
+	}
+	l->min_seq = Min(l->min_seq, head);
+	if (++l->nscans == 1)
+	{
+		l->generation = generation;
+		l->cap = cap;
+	}
+	l->advance = false;
+}
+
+/*
+ * The scan begun above took rows up to max_seq.  Only the first scan of a
+ * lane in a transaction may move its head at commit: a later one did not
+ * see the rows the earlier one deleted, which are not dead before commit.
+ */
+void
+mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_seq)
+{
+	MqXactQueue *xq;
+	MqXactLease *l;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (xq->all_lanes_back || (l = mqx_lease(xq, priority)) == NULL)
+		return;
+	l->max_seq = Max(l->max_seq, max_seq);
+	l->advance = (l->nscans == 1);
+}
+
+/*
+ * Rows left the ready table other than by a lane scan (purge, scans over all
+ * lanes, more lanes than one transaction tracks): at abort every lane head
+ * goes back to zero, and no head moves at commit.
+ */
+void
+mq_xact_all_lanes_back(MqQueueShared *qs)
+{
+	MqXactQueue *xq;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	xq->deleted_ready = true;
+	xq->all_lanes_back = true;
+	for (int i = 0; i < xq->nleases; i++)
+		xq->leases[i].advance = false;
+}
+
+/*
+ * The gauge deltas of this transaction cannot be trusted (always), or the
+ * gauges were just counted with them included (only when there are any):
+ * count again after commit instead of adding them.
+ */
+void
+mq_xact_gauges_unsure(MqQueueShared *qs, bool always)
+{
+	MqXactQueue *xq;
+
+	if (qs == NULL)
+		return;
+	xq = always ? mqx_entry(qs) : mqx_find(qs);
+	if (xq)
+		xq->gauges_unsure = true;
+}
+
+/*
+ * A wait row with this vt was written: next_due must not stay later, now
+ * and again at commit (a promotion that runs meanwhile does not see the
+ * row yet).
+ */
+void
+mq_xact_note_due(MqQueueShared *qs, TimestampTz vt)
+{
+	MqXactQueue *xq;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (!xq->wrote_wait || vt < xq->due_min)
+		xq->due_min = vt;
+	xq->wrote_wait = true;
+	mq_shared_note_due(qs, vt);
+}
+
+void
+mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low)
+{
+	MqXactQueue *xq;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (!xq->promoted || wait_low < xq->wait_low)
+		xq->wait_low = wait_low;
+	xq->promoted = true;
+}
+
+static void
+mqx_move_heads_back(MqXactQueue *xq)
+{
+	MqQueueShared *qs = xq->qs;
+	bool		all = xq->all_lanes_back;
+
+	SpinLockAcquire(&qs->mutex);
+	for (int i = 0; i < qs->nlanes; i++)
+	{
+		MqLane	   *lane = &qs->lanes[i];
+		uint64		back = PG_UINT64_MAX;
+
+		if (all)
+			back = 0;
+		else
+			for (int j = 0; j < xq->nleases; j++)
+				if (xq->leases[j].priority == lane->priority)
+					back = Min(back, xq->leases[j].min_seq);
+		if (back == PG_UINT64_MAX)
+			continue;
+		if (back < lane->head)
+			lane->head = back;
+		lane->generation++;
+	}
+	SpinLockRelease(&qs->mutex);
+}
+
+static void
+mqx_commit(MqXactQueue *xq)
+{
+	MqQueueShared *qs = xq->qs;
+
+	for (int i = 0; i < MQC_NUM; i++)
+	{
+		if (xq->deltas[i] == 0)
+			continue;
+		if (i < MQC_FIRST_TOTAL && xq->gauges_unsure)
+			continue;
+		pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
+	}
+	if (xq->gauges_unsure)
+		pg_atomic_write_u32(&qs->gauges_valid, 0);
+
+	/* messages became ready: wake blocked receivers, owe a NOTIFY */
+	if (xq->deltas[MQC_READY] > 0)
+	{
+		mq_wait_wake(qs, xq->deltas[MQC_READY]);
+		mq_notify_mark(qs);
+	}
+	else if (xq->deltas[MQC_TOTAL_SENT] > 0)
+		mq_notify_mark(qs);
+
+	/*
+	 * A promotion that ran while our wait rows were invisible to it may
+	 * have set next_due later than them; now they are visible.
+	 */
+	if (xq->wrote_wait)
+		mq_shared_note_due(qs, xq->due_min);
+
+	if (xq->promoted && !xq->gauges_unsure)
+	{
+		uint64		target = MQ_TS_ENCODE(xq->wait_low);
+		uint64		cur = pg_atomic_read_u64(&qs->wait_low);
+
+		while (target > cur &&
+			   !pg_atomic_compare_exchange_u64(&qs->wait_low, &cur, target))
+			;
+	}
+
+	/*
+	 * Every row of the lane before max_seq that this scan did not take was
+	 * dead, locked by another transaction (which moves the head back should
+	 * it roll back, bumping the generation), or not yet committed (then its
+	 * seq is at least cap).  So the head may move to min(max_seq + 1, cap)
+	 * unless the generation changed meanwhile.
+	 */
+	SpinLockAcquire(&qs->mutex);
+	for (int j = 0; j < xq->nleases; j++)
+	{
+		MqXactLease *l = &xq->leases[j];
+
+		if (!l->advance)
+			continue;
+		for (int i = 0; i < qs->nlanes; i++)
+		{
+			MqLane	   *lane = &qs->lanes[i];
+			uint64		target;
+
+			if (lane->priority != l->priority)
+				continue;
+			if (lane->generation != l->generation)
+				break;
+			target = Min(l->max_seq + 1, l->cap);
+			if (target > lane->head)
+				lane->head = target;
+			break;
+		}
+	}
+	SpinLockRelease(&qs->mutex);
+}
+
+static void
+mqx_abort(MqXactQueue *xq)
+{
+	if (xq->deleted_ready)
+		mqx_move_heads_back(xq);
+	if (xq->promoted)
+		pg_atomic_write_u64(&xq->qs->next_due, 0);
+	/* counter deltas of an aborted transaction are simply dropped */
+}
+
+static void
+mqx_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (mqx_queues != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that used mq queues")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			foreach(lc, mqx_queues)
+				mqx_commit(lfirst(lc));
+			mqx_queues = NIL;
+			mqx_subsaves = NIL;
+			mq_slot_clear();
+			mq_worker_at_commit(true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			foreach(lc, mqx_queues)
+				mqx_abort(lfirst(lc));
+			mqx_queues = NIL;
+			mqx_subsaves = NIL;
+			mq_slot_clear();
+			mq_worker_at_commit(false);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+mqx_sub_start(SubTransactionId subid)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	MqSubSave  *save = palloc(sizeof(MqSubSave));
+	ListCell   *lc;
+	int			i = 0;
+
+	save->subid = subid;
+	save->nqueues = list_length(mqx_queues);
+	save->deltas = save->nqueues ? palloc(sizeof(int64) * MQC_NUM * save->nqueues) : NULL;
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		memcpy(&save->deltas[MQC_NUM * i++], xq->deltas, sizeof(xq->deltas));
+	}
+	mqx_subsaves = lappend(mqx_subsaves, save);
+	MemoryContextSwitchTo(old);
+}
+
+/* Pop the save of subid (and any inner ones left by an error). */
+static MqSubSave *
+mqx_sub_pop(SubTransactionId subid)
+{
+	while (mqx_subsaves != NIL)
+	{
+		MqSubSave  *save = llast(mqx_subsaves);
+
+		mqx_subsaves = list_delete_last(mqx_subsaves);
+		if (save->subid == subid)
+			return save;
+	}
+	return NULL;
+}
+
+/*
+ * A rolled-back subtransaction brings back rows it deleted and undoes what
+ * it counted.  Heads move back now, and no head moves at commit: the lane
+ * scans recorded may have seen rows that are live again.
+ */
+static void
+mqx_sub_abort(SubTransactionId subid)
+{
+	MqSubSave  *save = mqx_sub_pop(subid);
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, mqx_queues)
+	{
+		MqXactQueue *xq = lfirst(lc);
+
+		if (save && i < save->nqueues)
+			memcpy(xq->deltas, &save->deltas[MQC_NUM * i], sizeof(xq->deltas));
+		else
+			memset(xq->deltas, 0, sizeof(xq->deltas));
+		i++;
+		if (xq->deleted_ready)
+			mqx_move_heads_back(xq);
+		for (int j = 0; j < xq->nleases; j++)
+			xq->leases[j].advance = false;
+		if (xq->promoted)
+		{
+			pg_atomic_write_u64(&xq->qs->next_due, 0);
+			xq->wait_low = DT_NOBEGIN;	/* no advance at commit */
+		}
+	}
+}
+
+static void
+mqx_subcallback(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			mqx_sub_start(mySubid);
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			(void) mqx_sub_pop(mySubid);
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			mqx_sub_abort(mySubid);
+			break;
+		default:
+			break;
+	}
+}
+
+/* Called from _PG_init. */
+void
+mq_xact_init(void)
+{
+	RegisterXactCallback(mqx_callback, NULL);
+	RegisterSubXactCallback(mqx_subcallback, NULL);
+}
