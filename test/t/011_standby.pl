@@ -16,7 +16,8 @@
 #   - after promotion every message sent on the old primary is received
 #     exactly once, priority 7 first, then priority 0 in send order;
 #   - after promotion mq.metrics on the new primary equals the real counts
-#     of the queue's tables.
+#     of the queue's tables, and its totals continue from the last ones the
+#     old primary saved to mq.queue_totals (none were counted since).
 
 use strict;
 use warnings;
@@ -44,6 +45,8 @@ on_primary("SELECT count(*) FROM mq.send_batch('sb',
               array(SELECT jsonb_build_object('n', g) FROM generate_series(1, 5) g))");
 my $leased = on_primary("SELECT id FROM mq.receive('sb', 1, visibility_timeout => '1 hour')");
 ok($leased ne '', 'primary: message n = 1 leased');
+# saves the totals to mq.queue_totals (sent 5), as the worker would
+on_primary("SELECT mq.maintain()");
 
 $primary->backup('bk');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -105,6 +108,9 @@ on_primary("SELECT count(*) FROM mq.send_batch('sb',
 on_primary("SELECT count(*) FROM mq.send_batch('sb',
               array(SELECT jsonb_build_object('n', g) FROM generate_series(9, 10) g))");
 is(on_primary("SELECT mq.ack('sb', $leased)"), 't', 'primary: the leased message acked');
+on_primary("SELECT mq.maintain()");		# saves sent 10, acked 1
+is(on_primary("SELECT concat_ws('|', total_sent, total_acked, total_dead_lettered) FROM mq.queue_totals"),
+	'10|1|0', 'primary: totals saved to mq.queue_totals');
 $primary_gauges = on_primary($gauges_sql);
 is($primary_gauges, '9|0|0|0', 'round 2: primary gauges: 9 ready, none in flight');
 $primary->wait_for_catchup($standby);
@@ -133,6 +139,11 @@ is(on_new($gauges_sql), on_new($tables_sql),
 is(on_new($tables_sql), '0|9|0|0', 'the nine messages are in flight');
 is(on_new("SELECT mq.ack('sb', array(SELECT id FROM mq.w_sb))"), '9', 'new primary: the nine messages acked');
 is(on_new($gauges_sql), '0|0|0|0', 'new primary: after acking them all, mq.metrics says 0|0|0|0');
+# Totals: the last values saved on the old primary (10 sent, 1 acked), plus
+# the 9 acks since.  (A standby entry that loaded the totals saved earlier,
+# in round 1, and never again would say 5 sent.)
+is(on_new("SELECT concat_ws('|', total_sent, total_acked, total_dead_lettered) FROM mq.metrics('sb')"),
+	'10|10|0', 'new primary: totals continue from the last ones saved on the old primary');
 
 $standby->stop;
 done_testing();
