@@ -9,8 +9,10 @@
 # in increasing order across sessions (CACHE 1).  With CACHE 10, session A
 # takes seq 1 (and caches 2..10), B takes 11, a consumer receives both and
 # moves the head past 11, and A's next send gets seq 2: behind the head,
-# never received.  Proves: after ALTER SEQUENCE ... CACHE 10 (which a fix
-# may refuse: its error is ignored), no message is lost in that scenario.
+# never received.  Proves: after ALTER SEQUENCE ... CACHE 10, no message is
+# lost in that scenario: every message whose send succeeded is received
+# exactly once.  (A fix may refuse the ALTER, or sends while the cache is
+# above 1: those errors are ignored.)
 #
 # Part B, issue 10 item 8b: PREPARE TRANSACTION is accepted when the
 # transaction published a bound in its backend's shared-memory slot but
