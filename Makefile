@@ -31,6 +31,7 @@ OBJS = \
 	src/topics.o \
 	src/metrics.o \
 	src/maintain.o \
+	src/ddl.o \
 	src/worker.o \
 	src/mq.o
 

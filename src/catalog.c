@@ -274,9 +274,12 @@ mq_all_queue_names(void)
 	return names;
 }
 
-/* The shared entry of a queue (NULL without shared memory). */
+/*
+ * The shared entry of a queue (NULL without shared memory); 53400 if there
+ * is no room for it (src/shmem.c).
+ */
 MqQueueShared *
 mq_queue_shared(MqQueue *q)
 {
-	return mq_shared_queue(q->ready_relid, q->name);
+	return mq_shared_queue(q->ready_relid, q->name, false);
 }

@@ -12,7 +12,10 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 #include "util.h"
 #include "shmem.h"
@@ -20,11 +23,16 @@
 #include "xact.h"
 #include "counters.h"
 
-/* Count ready, in-flight, delayed and dead messages from the tables. */
+/*
+ * Count ready, in-flight, delayed and dead messages from the tables, with
+ * snap (or the current snapshot if NULL).
+ */
 void
-mq_count_gauges(MqQueue *q, int64 *gauges)
+mq_count_gauges(MqQueue *q, Snapshot snap, int64 *gauges)
 {
 	char	   *sql;
+	SPIPlanPtr	plan;
+	int			rc;
 
 	sql = psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s),"
 				   " (SELECT pg_catalog.count(*) FROM %s WHERE leased),"
@@ -32,35 +40,64 @@ mq_count_gauges(MqQueue *q, int64 *gauges)
 				   " (SELECT pg_catalog.count(*) FROM mq.dead_letters WHERE queue" OP("=") "%s)",
 				   q->ready_table, q->wait_table, q->wait_table,
 				   quote_literal_cstr(q->name));
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (snap == NULL)
+		rc = SPI_execute(sql, true, 1);
+	else
+	{
+		plan = SPI_prepare(sql, 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "mq: could not prepare the count of queue \"%s\"", q->name);
+		rc = SPI_execute_snapshot(plan, NULL, NULL, snap, InvalidSnapshot, true, false, 1);
+		SPI_freeplan(plan);
+	}
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "mq: could not count queue \"%s\"", q->name);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < MQ_NUM_GAUGES; i++)
 		gauges[i] = mq_spi_int8(0, i + 1);
 }
 
 /*
- * Count the gauges of a queue whose shared counters are not valid yet.
- * SHARE locks wait for open writers and hold new ones off, so no delta is
- * lost or applied twice around the count.
+ * Make the shared gauges of q valid, if they are not: count the tables
+ * with a snapshot of our own, without a lock, while commits to q are
+ * journaled (src/shmem.c); those the snapshot cannot see are added after.
+ * Our own transaction's changes are in the count but not committed: they
+ * are taken out, and added by our commit like anyone's.  Returns whether
+ * the gauges are valid (false: another count runs, or this one lost track;
+ * the caller counts for itself).  Never on a standby: no commit happens
+ * there to keep the counters moving.
  */
-void
+bool
 mq_ensure_gauges(MqQueue *q, MqQueueShared *qs)
 {
-	int64		gauges[4];
+	int64		gauges[MQ_NUM_GAUGES];
+	int64		own[MQ_NUM_GAUGES];
+	Snapshot	snap;
+	bool		ok;
 
-	if (qs == NULL || pg_atomic_read_u32(&qs->gauges_valid))
-		return;
-	if (SPI_execute(psprintf("LOCK TABLE %s, %s, mq.dead_letters IN SHARE MODE",
-							 q->ready_table, q->wait_table), false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "mq: could not lock queue \"%s\"", q->name);
-	mq_count_gauges(q, gauges);
-	pg_atomic_write_u64(&qs->counters[MQC_READY], (uint64) gauges[0]);
-	pg_atomic_write_u64(&qs->counters[MQC_IN_FLIGHT], (uint64) gauges[1]);
-	pg_atomic_write_u64(&qs->counters[MQC_DELAYED], (uint64) gauges[2]);
-	pg_atomic_write_u64(&qs->counters[MQC_DEAD], (uint64) gauges[3]);
-	pg_atomic_write_u32(&qs->gauges_valid, 1);
-	/* our own uncommitted changes are in the count: do not add them again */
-	mq_xact_gauges_unsure(qs, false);
+	if (qs == NULL || RecoveryInProgress())
+		return false;
+	if (pg_atomic_read_u32(&qs->gauges_state) == MQ_GAUGES_VALID)
+		return true;
+	if (!mq_gauges_count_begin(qs))
+		return false;
+	PG_TRY();
+	{
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		mq_gauges_count_snapshot(snap);
+		mq_count_gauges(q, snap, gauges);
+		mq_xact_gauge_deltas(qs, own);
+		for (int i = 0; i < MQ_NUM_GAUGES; i++)
+			gauges[i] -= own[i];
+		ok = mq_gauges_count_end(snap, gauges);
+		UnregisterSnapshot(snap);
+	}
+	PG_CATCH();
+	{
+		mq_gauges_count_abort();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return ok;
 }
 
 /* Add the totals saved in mq.queue_totals, once per shared entry. */
@@ -69,7 +106,7 @@ mq_ensure_totals(MqQueue *q, MqQueueShared *qs)
 {
 	char	   *sql;
 
-	if (qs == NULL || pg_atomic_read_u32(&qs->totals_loaded) == 1)
+	if (qs == NULL || pg_atomic_read_u32(&qs->totals_loaded) == 1 || RecoveryInProgress())
 		return;
 	{
 		uint32		expected = 0;
@@ -95,6 +132,23 @@ mq_ensure_totals(MqQueue *q, MqQueueShared *qs)
 	}
 	PG_END_TRY();
 	pg_atomic_write_u32(&qs->totals_loaded, 1);
+}
+
+/*
+ * The totals last saved in mq.queue_totals (a standby, which never keeps
+ * them in memory: the primary's maintenance keeps saving newer ones).
+ */
+void
+mq_saved_totals(MqQueue *q, int64 *totals)
+{
+	char	   *sql;
+
+	sql = psprintf("SELECT total_sent, total_acked, total_dead_lettered FROM mq.queue_totals"
+				   " WHERE queue" OP("=") "%s", quote_literal_cstr(q->name));
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not read totals of \"%s\"", q->name);
+	for (int i = 0; i < 3; i++)
+		totals[i] = SPI_processed == 1 ? mq_spi_int8(0, i + 1) : 0;
 }
 
 /* Save the shared totals of every queue; returns queues written. */
@@ -128,7 +182,9 @@ mq_flush_totals(void)
 		MqQueueShared *qs;
 		Datum		args[4];
 
-		if (q == NULL || (qs = mq_queue_shared(q)) == NULL)
+		/* a queue without an entry has nothing unsaved */
+		if (q == NULL || !mq_shared_exists(MyDatabaseId, q->ready_relid) ||
+			(qs = mq_shared_queue(q->ready_relid, q->name, true)) == NULL)
 			continue;
 		mq_ensure_totals(q, qs);
 		if (pg_atomic_read_u32(&qs->totals_loaded) != 1)

@@ -10,9 +10,10 @@
 
 #include "catalog.h"
 
-extern void mq_count_gauges(MqQueue *q, int64 *gauges);
-extern void mq_ensure_gauges(MqQueue *q, MqQueueShared *qs);
+extern void mq_count_gauges(MqQueue *q, Snapshot snap, int64 *gauges);
+extern bool mq_ensure_gauges(MqQueue *q, MqQueueShared *qs);
 extern void mq_ensure_totals(MqQueue *q, MqQueueShared *qs);
+extern void mq_saved_totals(MqQueue *q, int64 *totals);
 extern int64 mq_flush_totals(void);
 
 #endif							/* MQ_COUNTERS_H */

@@ -14,7 +14,10 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "access/htup_details.h"
+#include "catalog/pg_sequence.h"
 #include "commands/sequence.h"
+#include "utils/syscache.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
@@ -35,10 +38,37 @@ mq_check_headers(Jsonb *headers)
 				 errdetail("Headers are matched as key/value pairs, so arrays and scalars are not accepted.")));
 }
 
+/*
+ * Heads rely on seqs handed out in increasing order across sessions: a
+ * sequence cache would let one session hand out a seq below what another
+ * session's commit already put behind a head.  ALTER SEQUENCE of it is
+ * refused (src/ddl.c); this catches a change made without mq loaded.
+ */
+static void
+mqi_check_sequence(Oid seqrelid)
+{
+	HeapTuple	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqrelid));
+	int64		cache;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "mq: sequence %u not found", seqrelid);
+	cache = ((Form_pg_sequence) GETSTRUCT(tup))->seqcache;
+	ReleaseSysCache(tup);
+	if (cache != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sequence \"mq.message_id_seq\" has CACHE " INT64_FORMAT ", mq needs CACHE 1", cache),
+				 errhint("Run ALTER SEQUENCE mq.message_id_seq CACHE 1.")));
+}
+
 static uint64
 mq_next_seq(MqQueueShared *qs)
 {
-	int64		seq = nextval_internal(mq_sequence_relid(), false);
+	Oid			seqrelid = mq_sequence_relid();
+	int64		seq;
+
+	mqi_check_sequence(seqrelid);
+	seq = nextval_internal(seqrelid, false);
 
 	if (qs)
 	{

@@ -28,7 +28,6 @@
 #include "catalog/pg_database.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
-#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -42,7 +41,7 @@
 #include "storage/proc.h"
 #include "storage/procsignal.h"
 #include "storage/shmem.h"
-#include "tcop/utility.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -109,7 +108,6 @@ bool		mq_worker_enabled = true;
 
 static MqWorkerShared *mqw_shared = NULL;
 static LWLock *mqw_lock = NULL;	/* protects mqw_shared */
-static ProcessUtility_hook_type mqw_prev_utility = NULL;
 #if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type mqw_prev_request_hook = NULL;
 #endif
@@ -311,8 +309,8 @@ mq_workers(PG_FUNCTION_ARGS)
  * database to itself.  The command then waits the few milliseconds the
  * worker takes to exit, never a timeout.
  */
-static void
-mqw_stop_worker(const char *dbname)
+void
+mq_worker_stop_database(const char *dbname)
 {
 	Oid			dboid = get_database_oid(dbname, true);
 	MqWorkerSlot *slot;
@@ -331,48 +329,6 @@ mqw_stop_worker(const char *dbname)
 	LWLockRelease(mqw_lock);
 	if (pid > 0)
 		kill(pid, SIGTERM);
-}
-
-#if PG_VERSION_NUM >= 140000
-#define MQW_UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
-static void
-mqw_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-			ProcessUtilityContext context, ParamListInfo params,
-			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-#else
-#define MQW_UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
-static void
-mqw_utility(PlannedStmt *pstmt, const char *queryString,
-			ProcessUtilityContext context, ParamListInfo params,
-			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-#endif
-{
-	Node	   *parsetree = pstmt->utilityStmt;
-
-	if (IsA(parsetree, DropdbStmt))
-		mqw_stop_worker(((DropdbStmt *) parsetree)->dbname);
-	else if (IsA(parsetree, RenameStmt) &&
-			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
-		mqw_stop_worker(((RenameStmt *) parsetree)->subname);
-	else if (IsA(parsetree, AlterDatabaseStmt))
-		mqw_stop_worker(((AlterDatabaseStmt *) parsetree)->dbname);
-	else if (IsA(parsetree, CreatedbStmt))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((CreatedbStmt *) parsetree)->options)
-		{
-			DefElem    *opt = lfirst(lc);
-
-			if (strcmp(opt->defname, "template") == 0)
-				mqw_stop_worker(defGetString(opt));
-		}
-	}
-
-	if (mqw_prev_utility)
-		mqw_prev_utility(MQW_UTILITY_ARGS);
-	else
-		standard_ProcessUtility(MQW_UTILITY_ARGS);
 }
 
 /* ---- launcher ----------------------------------------------------------- */
@@ -643,9 +599,6 @@ mq_launcher_init(void)
 #endif
 	mqw_prev_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = mqw_shmem_startup;
-
-	mqw_prev_utility = ProcessUtility_hook;
-	ProcessUtility_hook = mqw_utility;
 
 	if (IsBinaryUpgrade)
 		return;

@@ -11,6 +11,7 @@
 extern bool mq_worker_enabled;
 extern void mq_launcher_init(void);
 extern void mq_worker_wake(Oid dboid);
+extern void mq_worker_stop_database(const char *dbname);
 extern void mq_worker_at_commit(bool committed);
 extern bool mq_worker_attach(Oid dboid);
 extern bool mq_worker_set_running(void);

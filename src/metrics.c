@@ -19,6 +19,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "access/xlog.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -118,7 +119,8 @@ mqm_collect(const char *name, MemoryContext mcxt)
 
 		if (q == NULL)
 			continue;			/* dropped meanwhile */
-		qs = mq_queue_shared(q);
+		/* a reader does without an entry if there is no room for one */
+		qs = mq_shared_queue(q->ready_relid, q->name, true);
 		has_age = mqm_oldest_ready(q, qs, now, &age);
 
 		old = MemoryContextSwitchTo(mcxt);
@@ -132,15 +134,21 @@ mqm_collect(const char *name, MemoryContext mcxt)
 		}
 		MemoryContextSwitchTo(old);
 
-		if (qs)
+		if (mq_ensure_gauges(q, qs))
 		{
-			mq_ensure_gauges(q, qs);
-			mq_ensure_totals(q, qs);
-			for (int i = 0; i < MQC_NUM; i++)
+			for (int i = 0; i < MQ_NUM_GAUGES; i++)
 				row->values[i] = (int64) pg_atomic_read_u64(&qs->counters[i]);
 		}
 		else
-			mq_count_gauges(q, row->values);
+			mq_count_gauges(q, NULL, row->values);
+		if (qs && !RecoveryInProgress())
+		{
+			mq_ensure_totals(q, qs);
+			for (int i = MQC_FIRST_TOTAL; i < MQC_NUM; i++)
+				row->values[i] = (int64) pg_atomic_read_u64(&qs->counters[i]);
+		}
+		else
+			mq_saved_totals(q, &row->values[MQC_FIRST_TOTAL]);
 		old = MemoryContextSwitchTo(mcxt);	/* the list outlives SPI */
 		rows = lappend(rows, row);
 		MemoryContextSwitchTo(old);

@@ -17,6 +17,7 @@
 #include "launcher.h"
 #include "notify.h"
 #include "xact.h"
+#include "ddl.h"
 #include "maintain.h"
 #include "worker.h"
 
@@ -36,10 +37,10 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		DefineCustomIntVariable("mq.max_queues",
-								"Queues that can have shared state (heads, counters).",
-								"Queues beyond this number work, without dequeue heads.",
+								"Queues of the cluster that can be in use at once (each has shared state: heads, counters).",
+								"Using one more queue fails with an error until a queue is dropped.",
 								&mq_max_queues,
-								1024, 16, 1000000,
+								1024, 1, 1000000,
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 		DefineCustomBoolVariable("mq.worker_enabled",
@@ -65,4 +66,5 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("mq");
 #endif
 	mq_xact_init();
+	mq_ddl_init();
 }

@@ -38,22 +38,16 @@ mq_notify_mark(MqQueueShared *qs)
 void
 mq_notify_send_pending(void)
 {
-	List	   *entries;
+	List	   *names = mq_shared_take_notifies(MyDatabaseId);
 	ListCell   *lc;
 
-	mq_shared_collect(MyDatabaseId, &entries);
-	foreach(lc, entries)
+	foreach(lc, names)
 	{
-		MqQueueShared *qs = lfirst(lc);
+		char	   *name = lfirst(lc);
 		char		channel[NAMEDATALEN];
-		char		name[NAMEDATALEN];
 
-		if (pg_atomic_read_u32(&qs->notify_pending) == 0 ||
-			pg_atomic_exchange_u32(&qs->notify_pending, 0) == 0)
-			continue;
-		strlcpy(name, qs->name, sizeof(name));
 		snprintf(channel, sizeof(channel), "mq_%s", name);
 		Async_Notify(channel, name);
 	}
-	list_free(entries);
+	list_free_deep(names);
 }

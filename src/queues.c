@@ -158,6 +158,8 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	CommandCounterIncrement();
 	mqq_depend_on_extension("q_", name);
 	mqq_depend_on_extension("w_", name);
+	snprintf(rel, sizeof(rel), "q_%s", name);
+	mq_xact_created_queue(get_relname_relid(rel, get_namespace_oid("mq", false)));
 }
 
 Datum
@@ -288,7 +290,6 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqQueue    *q;
-	Oid			ready_relid;
 	char	   *lit;
 
 	mq_connect();
@@ -298,7 +299,6 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 		mq_finish();
 		PG_RETURN_BOOL(false);
 	}
-	ready_relid = q->ready_relid;
 	lit = quote_literal_cstr(name);
 	mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
 	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
@@ -309,7 +309,7 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 	/* queues that dead-lettered into this one fall back to mq.dead_letters */
 	mqq_exec(psprintf("UPDATE mq.queue_catalog SET dead_letter_queue = NULL"
 					  " WHERE dead_letter_queue" OP("=") "%s", lit), SPI_OK_UPDATE);
-	mq_shared_forget_queue(ready_relid);
+	/* its shared entry goes at commit (src/ddl.c saw the DROP TABLE) */
 	mq_catalog_changed();
 	mq_queue_cache_flush();
 	mq_finish();
@@ -322,19 +322,32 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqQueue    *q;
 	MqQueueShared *qs;
-	int64		n;
+	int64		ready,
+				leased = 0,
+				waiting;
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
-	qs = mq_queue_shared(q);
+	qs = mq_shared_queue(q->ready_relid, q->name, true);
 	mq_xact_all_lanes_back(qs);
+	mq_xact_purged(qs);
 	mqq_exec(psprintf("DELETE FROM %s", q->ready_table), SPI_OK_DELETE);
-	n = (int64) SPI_processed;
-	mqq_exec(psprintf("DELETE FROM %s", q->wait_table), SPI_OK_DELETE);
-	n += (int64) SPI_processed;
+	ready = (int64) SPI_processed;
+	mqq_exec(psprintf("DELETE FROM %s RETURNING leased", q->wait_table), SPI_OK_DELETE_RETURNING);
+	waiting = (int64) SPI_processed;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(mq_spi_get(i, 1, &isnull)))
+			leased++;
+	}
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s",
 					  quote_literal_cstr(name)), SPI_OK_DELETE);
-	mq_xact_gauges_unsure(qs, true);
+	/* exactly what left: the gauges stay exact without a recount */
+	mq_xact_count(qs, MQC_READY, -ready);
+	mq_xact_count(qs, MQC_IN_FLIGHT, -leased);
+	mq_xact_count(qs, MQC_DELAYED, -(waiting - leased));
 	mq_finish();
-	PG_RETURN_INT64(n);
+	PG_RETURN_INT64(ready + waiting);
 }

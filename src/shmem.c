@@ -24,6 +24,7 @@
 #include "replication/walsender.h"
 #include "postmaster/bgworker_internals.h"
 #include "utils/hsearch.h"
+#include "utils/snapshot.h"
 
 #include "shmem.h"
 
@@ -35,9 +36,36 @@ typedef struct MqSlot
 	pg_atomic_uint64 min_vt;	/* encoded; PG_UINT64_MAX when nothing */
 } MqSlot;
 
+/*
+ * The one count of gauges from the tables in progress in the cluster
+ * (src/counters.c says how it stays exact without locking the queue).
+ * Commits to the queue being counted land here instead of in its counters:
+ * those the count's snapshot cannot see (xid at or after snap_xmax) add up
+ * in "after"; the others, which the count may or may not include, wait in
+ * the journal until the count decides.
+ */
+#define MQ_JOURNAL_SIZE 1024
+
+typedef struct MqGaugeCount
+{
+	slock_t		mutex;
+	MqQueueKey	key;			/* the queue being counted; dboid 0: none */
+	int			owner_pid;
+	TransactionId snap_xmax;	/* invalid until the snapshot is taken */
+	int64		after[MQ_NUM_GAUGES];
+	bool		overflow;		/* the journal filled up: count again later */
+	int			njournal;
+	struct
+	{
+		TransactionId xid;
+		int64		deltas[MQ_NUM_GAUGES];
+	}			journal[MQ_JOURNAL_SIZE];
+} MqGaugeCount;
+
 typedef struct MqSharedState
 {
 	LWLock	   *lock;			/* protects the queue hash */
+	MqGaugeCount count;
 	int			nslots;
 	MqSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } MqSharedState;
@@ -107,6 +135,8 @@ mqs_startup(void)
 	if (!found)
 	{
 		mqs_state->lock = &(GetNamedLWLockTranche("mq"))->lock;
+		SpinLockInit(&mqs_state->count.mutex);
+		mqs_state->count.key.dboid = InvalidOid;
 		mqs_state->nslots = nslots;
 		for (int i = 0; i < nslots; i++)
 		{
@@ -119,8 +149,9 @@ mqs_startup(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(MqQueueKey);
 	info.entrysize = sizeof(MqQueueShared);
+	/* all entries allocated now: the hash never eats the lock table's reserve */
 	mqs_queues = ShmemInitHash("mq queues", mq_max_queues, mq_max_queues,
-							   &info, HASH_ELEM | HASH_BLOBS);
+							   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -144,13 +175,35 @@ mq_shmem_available(void)
 	return mqs_state != NULL && mqs_queues != NULL;
 }
 
+static void
+mqs_init_entry(MqQueueShared *qs, const char *name)
+{
+	SpinLockInit(&qs->mutex);
+	qs->lanes_known = false;
+	qs->lanes_overflow = false;
+	qs->nlanes = 0;
+	pg_atomic_init_u64(&qs->max_seq, 0);
+	pg_atomic_init_u64(&qs->next_due, 0);	/* unknown: look once */
+	pg_atomic_init_u64(&qs->wait_low, 0);
+	pg_atomic_init_u64(&qs->promote_until, 0);
+	pg_atomic_init_u32(&qs->gauges_state, MQ_GAUGES_UNKNOWN);
+	pg_atomic_init_u32(&qs->totals_loaded, 0);
+	for (int i = 0; i < MQC_NUM; i++)
+		pg_atomic_init_u64(&qs->counters[i], 0);
+	pg_atomic_init_u32(&qs->notify_pending, 0);
+	pg_atomic_init_u32(&qs->waiters, 0);
+	pg_atomic_init_u64(&qs->ready_generation, 0);
+	ConditionVariableInit(&qs->ready_cv);
+	strlcpy(qs->name, name, NAMEDATALEN);
+}
+
 /*
  * The shared entry of a queue, created on first use.  Returns NULL without
- * preload, or when mq.max_queues entries are in use (then the queue works
- * without heads and counts its gauges by scanning).
+ * preload.  When all mq.max_queues entries are in use, raises 53400, or
+ * returns NULL if if_room (for readers that can do without).
  */
 MqQueueShared *
-mq_shared_queue(Oid ready_relid, const char *name)
+mq_shared_queue(Oid ready_relid, const char *name, bool if_room)
 {
 	MqQueueKey	key;
 	MqQueueShared *qs;
@@ -171,69 +224,101 @@ mq_shared_queue(Oid ready_relid, const char *name)
 	LWLockAcquire(mqs_state->lock, LW_EXCLUSIVE);
 	qs = hash_search(mqs_queues, &key, HASH_ENTER_NULL, &found);
 	if (qs && !found)
-	{
-		SpinLockInit(&qs->mutex);
-		qs->lanes_known = false;
-		qs->lanes_overflow = false;
-		qs->nlanes = 0;
-		pg_atomic_init_u64(&qs->max_seq, 0);
-		pg_atomic_init_u64(&qs->next_due, 0);	/* unknown: look once */
-		pg_atomic_init_u64(&qs->wait_low, 0);
-		pg_atomic_init_u64(&qs->promote_until, 0);
-		pg_atomic_init_u32(&qs->gauges_valid, 0);
-		pg_atomic_init_u32(&qs->totals_loaded, 0);
-		for (int i = 0; i < MQC_NUM; i++)
-			pg_atomic_init_u64(&qs->counters[i], 0);
-		pg_atomic_init_u32(&qs->notify_pending, 0);
-		pg_atomic_init_u32(&qs->waiters, 0);
-		pg_atomic_init_u64(&qs->ready_generation, 0);
-		ConditionVariableInit(&qs->ready_cv);
-		strlcpy(qs->name, name, NAMEDATALEN);
-	}
+		mqs_init_entry(qs, name);
 	LWLockRelease(mqs_state->lock);
-	if (qs == NULL)
-		ereport(WARNING,
-				(errmsg("mq shared memory is full, queue \"%s\" runs without it", name),
-				 errhint("Raise mq.max_queues.")));
+	if (qs == NULL && !if_room)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many queues in use for mq's shared memory"),
+				 errdetail("Queue \"%s\" needs an entry, and all %d entries (mq.max_queues) are taken by other queues of this cluster.",
+						   name, mq_max_queues),
+				 errhint("Raise mq.max_queues and restart the server, or drop unused queues.")));
 	return qs;
 }
 
 /*
- * Drop the entry of a queue being dropped.  The caller holds an
- * AccessExclusiveLock on the ready table, and every user of an entry holds
- * a lock on it, so nobody else is looking at it.
+ * Remove the entry of a queue whose tables were dropped by a transaction
+ * that committed (src/xact.c calls this at commit, never earlier: until
+ * then the drop may roll back, and that transaction's own bookkeeping
+ * points at the entry).  Nobody else uses it: users hold a lock on the
+ * ready table, which the drop held exclusively until its commit.
  */
 void
-mq_shared_forget_queue(Oid ready_relid)
+mq_shared_forget_queue(Oid dboid, Oid ready_relid)
 {
 	MqQueueKey	key;
 
 	if (!mq_shmem_available())
 		return;
 	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
+	key.dboid = dboid;
 	key.ready_relid = ready_relid;
 	LWLockAcquire(mqs_state->lock, LW_EXCLUSIVE);
 	hash_search(mqs_queues, &key, HASH_REMOVE, NULL);
 	LWLockRelease(mqs_state->lock);
 }
 
-/* Shared entries of one database (for metrics and maintenance). */
+/* After DROP DATABASE: every entry of that database goes. */
 void
-mq_shared_collect(Oid dboid, List **entries)
+mq_shared_forget_database(Oid dboid)
 {
 	HASH_SEQ_STATUS status;
 	MqQueueShared *qs;
 
-	*entries = NIL;
 	if (!mq_shmem_available())
 		return;
-	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	LWLockAcquire(mqs_state->lock, LW_EXCLUSIVE);
 	hash_seq_init(&status, mqs_queues);
 	while ((qs = hash_seq_search(&status)) != NULL)
 		if (qs->key.dboid == dboid)
-			*entries = lappend(*entries, qs);
+			hash_search(mqs_queues, &qs->key, HASH_REMOVE, NULL);
 	LWLockRelease(mqs_state->lock);
+}
+
+/* Whether an entry exists for this table of this database. */
+bool
+mq_shared_exists(Oid dboid, Oid ready_relid)
+{
+	MqQueueKey	key;
+	bool		found;
+
+	if (!mq_shmem_available())
+		return false;
+	memset(&key, 0, sizeof(key));
+	key.dboid = dboid;
+	key.ready_relid = ready_relid;
+	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	(void) hash_search(mqs_queues, &key, HASH_FIND, &found);
+	LWLockRelease(mqs_state->lock);
+	return found;
+}
+
+/*
+ * Names of the queues of a database whose notification is owed, each
+ * claimed (its mark cleared) under the lock, so that an entry removed
+ * meanwhile is never read.
+ */
+List *
+mq_shared_take_notifies(Oid dboid)
+{
+	HASH_SEQ_STATUS status;
+	MqQueueShared *qs;
+	List	   *names = NIL;
+
+	if (!mq_shmem_available())
+		return NIL;
+	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	hash_seq_init(&status, mqs_queues);
+	while ((qs = hash_seq_search(&status)) != NULL)
+	{
+		if (qs->key.dboid != dboid ||
+			pg_atomic_read_u32(&qs->notify_pending) == 0 ||
+			pg_atomic_exchange_u32(&qs->notify_pending, 0) == 0)
+			continue;
+		names = lappend(names, pstrdup(qs->name));
+	}
+	LWLockRelease(mqs_state->lock);
+	return names;
 }
 
 /* ---- lanes ---------------------------------------------------------- */
@@ -327,6 +412,181 @@ mq_shared_note_due(MqQueueShared *qs, TimestampTz vt)
 		;
 }
 
+/* ---- gauges counted from the tables -------------------------------- */
+
+static MqQueueShared *mqs_counting = NULL;	/* the count this backend runs */
+static bool mqs_exit_registered = false;
+
+/* Whether a top-level xid is visible in snap (no subtransaction lookups). */
+static bool
+mqs_xid_visible(TransactionId xid, Snapshot snap)
+{
+	if (!TransactionIdIsValid(xid))
+		return false;
+	if (TransactionIdPrecedes(xid, snap->xmin))
+		return true;
+	if (TransactionIdFollowsOrEquals(xid, snap->xmax))
+		return false;
+	for (uint32 i = 0; i < snap->xcnt; i++)
+		if (TransactionIdEquals(xid, snap->xip[i]))
+			return false;
+	return true;
+}
+
+/*
+ * A transaction with top-level xid committed these gauge deltas to the
+ * queue of qs (called from the commit callback, so the transaction is
+ * already visible to new snapshots).
+ */
+void
+mq_gauges_commit(MqQueueShared *qs, TransactionId xid, const int64 *deltas)
+{
+	MqGaugeCount *c = &mqs_state->count;
+	uint32		state;
+
+	pg_memory_barrier();		/* our commit is visible before we look */
+	state = pg_atomic_read_u32(&qs->gauges_state);
+	if (state == MQ_GAUGES_COUNTING)
+	{
+		SpinLockAcquire(&c->mutex);
+		state = pg_atomic_read_u32(&qs->gauges_state);
+		if (state == MQ_GAUGES_COUNTING &&
+			memcmp(&c->key, &qs->key, sizeof(MqQueueKey)) == 0)
+		{
+			if (TransactionIdIsValid(c->snap_xmax) && TransactionIdIsValid(xid) &&
+				TransactionIdFollowsOrEquals(xid, c->snap_xmax))
+			{
+				for (int i = 0; i < MQ_NUM_GAUGES; i++)
+					c->after[i] += deltas[i];
+			}
+			else if (c->njournal < MQ_JOURNAL_SIZE)
+			{
+				c->journal[c->njournal].xid = xid;
+				memcpy(c->journal[c->njournal].deltas, deltas, sizeof(int64) * MQ_NUM_GAUGES);
+				c->njournal++;
+			}
+			else
+				c->overflow = true;
+		}
+		SpinLockRelease(&c->mutex);
+	}
+	/* unknown: the next count sees this commit */
+	if (state == MQ_GAUGES_VALID)
+		for (int i = 0; i < MQ_NUM_GAUGES; i++)
+			if (deltas[i] != 0)
+				pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) deltas[i]);
+}
+
+static void
+mqs_count_release(int code, Datum arg)
+{
+	mq_gauges_count_abort();
+}
+
+/*
+ * Start counting the gauges of qs, if nobody counts and they are unknown.
+ * From here on, commits to qs go to the count's journal.  The caller then
+ * takes its snapshot, publishes it with mq_gauges_count_snapshot, counts,
+ * and ends with mq_gauges_count_end (or mq_gauges_count_abort on error).
+ */
+bool
+mq_gauges_count_begin(MqQueueShared *qs)
+{
+	MqGaugeCount *c = &mqs_state->count;
+	bool		mine = false;
+
+	if (pg_atomic_read_u32(&qs->gauges_state) != MQ_GAUGES_UNKNOWN)
+		return false;
+	if (!mqs_exit_registered)
+	{
+		before_shmem_exit(mqs_count_release, (Datum) 0);
+		mqs_exit_registered = true;
+	}
+	SpinLockAcquire(&c->mutex);
+	if (!OidIsValid(c->key.dboid) &&
+		pg_atomic_read_u32(&qs->gauges_state) == MQ_GAUGES_UNKNOWN)
+	{
+		c->key = qs->key;
+		c->owner_pid = MyProcPid;
+		c->snap_xmax = InvalidTransactionId;
+		memset(c->after, 0, sizeof(c->after));
+		c->overflow = false;
+		c->njournal = 0;
+		pg_atomic_write_u32(&qs->gauges_state, MQ_GAUGES_COUNTING);
+		mine = true;
+	}
+	SpinLockRelease(&c->mutex);
+	if (mine)
+	{
+		mqs_counting = qs;
+		pg_memory_barrier();	/* before the caller takes its snapshot */
+	}
+	return mine;
+}
+
+void
+mq_gauges_count_snapshot(Snapshot snap)
+{
+	MqGaugeCount *c = &mqs_state->count;
+
+	SpinLockAcquire(&c->mutex);
+	c->snap_xmax = snap->xmax;
+	SpinLockRelease(&c->mutex);
+}
+
+/*
+ * The count with snap found counted[] (committed rows only).  The gauges
+ * are that plus what commits invisible to snap changed.  Returns false if
+ * the journal overflowed (the gauges stay unknown: count again later).
+ */
+bool
+mq_gauges_count_end(Snapshot snap, const int64 *counted)
+{
+	MqGaugeCount *c = &mqs_state->count;
+	MqQueueShared *qs = mqs_counting;
+	int64		gauges[MQ_NUM_GAUGES];
+	bool		ok;
+
+	Assert(qs != NULL);
+	memcpy(gauges, counted, sizeof(gauges));
+	SpinLockAcquire(&c->mutex);
+	ok = !c->overflow;
+	if (ok)
+	{
+		for (int i = 0; i < MQ_NUM_GAUGES; i++)
+			gauges[i] += c->after[i];
+		for (int j = 0; j < c->njournal; j++)
+			if (!mqs_xid_visible(c->journal[j].xid, snap))
+				for (int i = 0; i < MQ_NUM_GAUGES; i++)
+					gauges[i] += c->journal[j].deltas[i];
+		for (int i = 0; i < MQ_NUM_GAUGES; i++)
+			pg_atomic_write_u64(&qs->counters[i], (uint64) gauges[i]);
+	}
+	pg_atomic_write_u32(&qs->gauges_state, ok ? MQ_GAUGES_VALID : MQ_GAUGES_UNKNOWN);
+	c->key.dboid = InvalidOid;
+	c->owner_pid = 0;
+	SpinLockRelease(&c->mutex);
+	mqs_counting = NULL;
+	return ok;
+}
+
+/* The count of this backend failed: the gauges stay unknown. */
+void
+mq_gauges_count_abort(void)
+{
+	MqGaugeCount *c;
+
+	if (mqs_counting == NULL)
+		return;
+	c = &mqs_state->count;
+	SpinLockAcquire(&c->mutex);
+	pg_atomic_write_u32(&mqs_counting->gauges_state, MQ_GAUGES_UNKNOWN);
+	c->key.dboid = InvalidOid;
+	c->owner_pid = 0;
+	SpinLockRelease(&c->mutex);
+	mqs_counting = NULL;
+}
+
 /* ---- per-backend slots --------------------------------------------- */
 
 static MqSlot *
@@ -354,11 +614,25 @@ mqs_slot(void)
  * "any queue".  The owner fields are written before the bounds, and readers
  * read them after (barriers), so a reader that sees a bound sees its owner.
  */
+/* A backend that leaves clears its slot (it may leave between transactions). */
+static void
+mqs_slot_release(int code, Datum arg)
+{
+	mq_slot_clear();
+}
+
 static MqSlot *
 mqs_slot_for(MqQueueShared *qs)
 {
+	static bool exit_registered = false;
 	MqSlot	   *slot = mqs_slot();
 	bool		fresh = !mqs_slot_dirty;
+
+	if (!exit_registered)
+	{
+		before_shmem_exit(mqs_slot_release, (Datum) 0);
+		exit_registered = true;
+	}
 
 	if (fresh || pg_atomic_read_u32(&slot->dboid) != MyDatabaseId)
 	{
@@ -417,6 +691,13 @@ mq_slot_note_wait(MqQueueShared *qs)
 		pg_atomic_write_u64(&slot->min_vt, MQ_TS_ENCODE(now));
 	pg_memory_barrier();
 	return now;
+}
+
+/* Whether this backend's transaction published a bound. */
+bool
+mq_slot_in_use(void)
+{
+	return mqs_slot_dirty;
 }
 
 /* At the end of the transaction: nothing of ours is pending any more. */

@@ -12,6 +12,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/spin.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 
 #define MQ_MAX_LANES		8		/* distinct priorities tracked per queue */
@@ -38,6 +39,13 @@ typedef enum MqCounter
 
 #define MQC_FIRST_TOTAL MQC_TOTAL_SENT
 
+#define MQ_NUM_GAUGES	4		/* MQC_READY .. MQC_DEAD */
+
+/* MqQueueShared.gauges_state */
+#define MQ_GAUGES_UNKNOWN	0	/* not counted since the entry was made */
+#define MQ_GAUGES_COUNTING	1	/* a count from the tables is running */
+#define MQ_GAUGES_VALID		2	/* counters[] hold the gauges */
+
 typedef struct MqQueueKey
 {
 	Oid			dboid;
@@ -56,7 +64,7 @@ typedef struct MqQueueShared
 	pg_atomic_uint64 next_due;	/* no wait row is due before this (encoded) */
 	pg_atomic_uint64 wait_low;	/* no wait row has vt below this (encoded) */
 	pg_atomic_uint64 promote_until; /* a promoter's claim (encoded time) */
-	pg_atomic_uint32 gauges_valid;	/* ready/in_flight/delayed/dead counted */
+	pg_atomic_uint32 gauges_state;	/* MQ_GAUGES_*: counters of the gauges */
 	pg_atomic_uint32 totals_loaded; /* totals read from mq.queue_totals */
 	pg_atomic_uint64 counters[MQC_NUM];
 	pg_atomic_uint32 notify_pending;	/* NOTIFY owed by the worker */
@@ -73,17 +81,27 @@ typedef struct MqQueueShared
 extern int	mq_max_queues;
 extern void mq_shmem_init(void);
 extern bool mq_shmem_available(void);
-extern MqQueueShared *mq_shared_queue(Oid ready_relid, const char *name);
-extern void mq_shared_forget_queue(Oid ready_relid);
-extern void mq_shared_collect(Oid dboid, List **entries);
+extern MqQueueShared *mq_shared_queue(Oid ready_relid, const char *name, bool if_room);
+extern void mq_shared_forget_queue(Oid dboid, Oid ready_relid);
+extern void mq_shared_forget_database(Oid dboid);
+extern bool mq_shared_exists(Oid dboid, Oid ready_relid);
+extern List *mq_shared_take_notifies(Oid dboid);
 extern void mq_shared_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_lane_register(MqQueueShared *qs, int32 priority);
 extern bool mq_lanes_copy(MqQueueShared *qs, MqLane *lanes, int *nlanes);
 extern uint64 mq_head_cap(MqQueueShared *qs);
 
+/* gauges: commits, and counts from the tables that stay exact */
+extern void mq_gauges_commit(MqQueueShared *qs, TransactionId xid, const int64 *deltas);
+extern bool mq_gauges_count_begin(MqQueueShared *qs);
+extern void mq_gauges_count_snapshot(Snapshot snap);
+extern bool mq_gauges_count_end(Snapshot snap, const int64 *counted);
+extern void mq_gauges_count_abort(void);
+
 /* per-backend slot: smallest seq / vt this transaction may still write */
 extern void mq_slot_note_insert(MqQueueShared *qs);
 extern TimestampTz mq_slot_note_wait(MqQueueShared *qs);
+extern bool mq_slot_in_use(void);
 extern void mq_slot_clear(void);
 extern uint64 mq_slots_min_seq(MqQueueShared *qs);
 extern TimestampTz mq_slots_min_vt(MqQueueShared *qs);

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "utils/jsonb.h"
 
@@ -38,7 +39,12 @@ mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 
 	if (seq_plan == NULL)
 		seq_plan = mq_prepare("SELECT last_value FROM mq.message_id_seq", 0, NULL);
-	if (mq_exec_plan(seq_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	/*
+	 * Not read-only: each probe takes a fresh snapshot, so that no row
+	 * committed before now is missed (the caller's snapshot may be older
+	 * than a producer that registered its lane in an entry since removed).
+	 */
+	if (mq_exec_plan(seq_plan, NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "mq: could not read mq.message_id_seq");
 	{
 		uint64		last = (uint64) mq_spi_int8(0, 1);
@@ -55,7 +61,7 @@ mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 		int32		priority;
 		bool		isnull;
 
-		if (mq_plan_run(q, MQP_LANES, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		if (mq_plan_run(q, MQP_LANES, &arg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read the lanes of queue \"%s\"", q->name);
 		if (SPI_processed == 0)
 			break;
@@ -63,6 +69,12 @@ mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 		mq_lane_register(qs, priority);
 		below = priority;
 	}
+	/*
+	 * On a standby rows arrive by replay, registering no lane; under
+	 * REPEATABLE READ the probes saw an old snapshot: look again next time.
+	 */
+	if (RecoveryInProgress() || IsolationUsesXactSnapshot())
+		return;
 	SpinLockAcquire(&qs->mutex);
 	qs->lanes_known = true;
 	SpinLockRelease(&qs->mutex);
@@ -160,7 +172,10 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 				elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
 					 SPI_result_code_string(rc));
 			if (SPI_processed == 0)
+			{
+				mq_xact_lane_scan_empty(qs, lanes[i].priority);
 				continue;
+			}
 			n = mqt_collect(taken, n, mcxt);
 			for (int j = first; j < n; j++)
 				max_seq = Max(max_seq, (uint64) taken[j].seq);

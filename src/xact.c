@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "shmem.h"
@@ -31,13 +32,20 @@ typedef struct MqXactLease
 	uint64		cap;			/* head may not pass this */
 	int			nscans;			/* lane scans begun in this transaction */
 	bool		advance;		/* move the head at commit */
+	struct						/* as it was before the last scan began */
+	{
+		uint64		min_seq;
+		uint64		generation;
+		uint64		cap;
+		bool		advance;
+	}			before;
 } MqXactLease;
 
 typedef struct MqXactQueue
 {
 	MqQueueShared *qs;
 	int64		deltas[MQC_NUM];
-	bool		gauges_unsure;	/* gauges were counted with our deltas in */
+	bool		purged;			/* no low mark moves at commit */
 	bool		promoted;
 	bool		wrote_wait;		/* wrote wait rows: note due_min at commit */
 	TimestampTz due_min;
@@ -49,6 +57,23 @@ typedef struct MqXactQueue
 } MqXactQueue;
 
 static List *mqx_queues = NIL;	/* of MqXactQueue *, in TopTransactionContext */
+
+/*
+ * Queue tables this transaction created or dropped.  Shared entries follow
+ * DDL only when it is final: the entry of a dropped queue goes at commit,
+ * that of a queue created by a transaction (or subtransaction) that rolls
+ * back goes at the end.
+ */
+typedef struct MqXactDdl
+{
+	Oid			ready_relid;
+	bool		created;		/* else dropped */
+	SubTransactionId subid;		/* the (sub)transaction that did it */
+	bool		undone;			/* that subtransaction rolled back */
+} MqXactDdl;
+
+static List *mqx_ddl = NIL;		/* of MqXactDdl *, in TopTransactionContext */
+static TransactionId mqx_xid = InvalidTransactionId;	/* read before commit */
 
 /*
  * Counter deltas as they stood when a subtransaction began, so that its
@@ -143,6 +168,10 @@ mq_xact_lane_scan_begin(MqQueueShared *qs, int32 priority, uint64 head,
 		mq_xact_all_lanes_back(qs);	/* too many lanes in one transaction */
 		return;
 	}
+	l->before.min_seq = l->min_seq;
+	l->before.generation = l->generation;
+	l->before.cap = l->cap;
+	l->before.advance = l->advance;
 	l->min_seq = Min(l->min_seq, head);
 	if (++l->nscans == 1)
 	{
@@ -173,6 +202,30 @@ mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_seq)
 }
 
 /*
+ * The scan begun above took nothing: as if it never ran (it deleted
+ * nothing), so that a later scan that takes rows may still be the first
+ * one and move the head.  A blocking receive looks many times before it
+ * finds something.
+ */
+void
+mq_xact_lane_scan_empty(MqQueueShared *qs, int32 priority)
+{
+	MqXactQueue *xq;
+	MqXactLease *l;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (xq->all_lanes_back || (l = mqx_lease(xq, priority)) == NULL || l->nscans == 0)
+		return;
+	l->nscans--;
+	l->min_seq = l->before.min_seq;
+	l->generation = l->before.generation;
+	l->cap = l->before.cap;
+	l->advance = l->before.advance;
+}
+
+/*
  * Rows left the ready table other than by a lane scan (purge, scans over all
  * lanes, more lanes than one transaction tracks): at abort every lane head
  * goes back to zero, and no head moves at commit.
@@ -191,21 +244,79 @@ mq_xact_all_lanes_back(MqQueueShared *qs)
 		xq->leases[i].advance = false;
 }
 
-/*
- * The gauge deltas of this transaction cannot be trusted (always), or the
- * gauges were just counted with them included (only when there are any):
- * count again after commit instead of adding them.
- */
+/* purge_queue emptied the queue's tables in this transaction. */
 void
-mq_xact_gauges_unsure(MqQueueShared *qs, bool always)
+mq_xact_purged(MqQueueShared *qs)
 {
-	MqXactQueue *xq;
-
 	if (qs == NULL)
 		return;
-	xq = always ? mqx_entry(qs) : mqx_find(qs);
-	if (xq)
-		xq->gauges_unsure = true;
+	mqx_entry(qs)->purged = true;
+}
+
+/* The gauge deltas of this transaction so far (src/counters.c). */
+void
+mq_xact_gauge_deltas(MqQueueShared *qs, int64 *deltas)
+{
+	MqXactQueue *xq = qs ? mqx_find(qs) : NULL;
+
+	for (int i = 0; i < MQ_NUM_GAUGES; i++)
+		deltas[i] = xq ? xq->deltas[i] : 0;
+}
+
+static void
+mqx_ddl_note(Oid ready_relid, bool created)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	MqXactDdl  *d = palloc0(sizeof(MqXactDdl));
+
+	d->ready_relid = ready_relid;
+	d->created = created;
+	d->subid = GetCurrentSubTransactionId();
+	mqx_ddl = lappend(mqx_ddl, d);
+	MemoryContextSwitchTo(old);
+}
+
+/* The tables of queue ready_relid were created by this transaction. */
+void
+mq_xact_created_queue(Oid ready_relid)
+{
+	mqx_ddl_note(ready_relid, true);
+}
+
+/*
+ * The tables of queue ready_relid are being dropped by this transaction
+ * (drop_queue, DROP EXTENSION, DROP TABLE): its shared entry goes when the
+ * transaction commits, not before.
+ */
+void
+mq_xact_dropped_queue(Oid ready_relid)
+{
+	mqx_ddl_note(ready_relid, false);
+}
+
+/*
+ * At the end of the transaction: forget the entries of queues whose tables
+ * are gone, after everything else (the bookkeeping above may still point
+ * at them).
+ */
+static void
+mqx_ddl_end(bool committed)
+{
+	ListCell   *lc;
+
+	foreach(lc, mqx_ddl)
+	{
+		MqXactDdl  *d = lfirst(lc);
+		bool		gone;
+
+		if (d->created)
+			gone = !committed || d->undone;
+		else
+			gone = committed && !d->undone;
+		if (gone)
+			mq_shared_forget_queue(MyDatabaseId, d->ready_relid);
+	}
+	mqx_ddl = NIL;
 }
 
 /*
@@ -272,16 +383,10 @@ mqx_commit(MqXactQueue *xq)
 {
 	MqQueueShared *qs = xq->qs;
 
-	for (int i = 0; i < MQC_NUM; i++)
-	{
-		if (xq->deltas[i] == 0)
-			continue;
-		if (i < MQC_FIRST_TOTAL && xq->gauges_unsure)
-			continue;
-		pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
-	}
-	if (xq->gauges_unsure)
-		pg_atomic_write_u32(&qs->gauges_valid, 0);
+	mq_gauges_commit(qs, mqx_xid, xq->deltas);
+	for (int i = MQC_FIRST_TOTAL; i < MQC_NUM; i++)
+		if (xq->deltas[i] != 0)
+			pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
 
 	/* messages became ready: wake blocked receivers, owe a NOTIFY */
 	if (xq->deltas[MQC_READY] > 0)
@@ -299,7 +404,7 @@ mqx_commit(MqXactQueue *xq)
 	if (xq->wrote_wait)
 		mq_shared_note_due(qs, xq->due_min);
 
-	if (xq->promoted && !xq->gauges_unsure)
+	if (xq->promoted && !xq->purged)
 	{
 		uint64		target = MQ_TS_ENCODE(xq->wait_low);
 		uint64		cur = pg_atomic_read_u64(&qs->wait_low);
@@ -359,10 +464,15 @@ mqx_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (mqx_queues != NIL)
+			/* a prepared transaction would outlive this backend's records */
+			if (mqx_queues != NIL || mqx_ddl != NIL || mq_slot_in_use())
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that used mq queues")));
+			break;
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			mqx_xid = GetTopTransactionIdIfAny();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -370,8 +480,10 @@ mqx_callback(XactEvent event, void *arg)
 				mqx_commit(lfirst(lc));
 			mqx_queues = NIL;
 			mqx_subsaves = NIL;
+			mqx_ddl_end(true);
 			mq_slot_clear();
 			mq_worker_at_commit(true);
+			mqx_xid = InvalidTransactionId;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -379,8 +491,10 @@ mqx_callback(XactEvent event, void *arg)
 				mqx_abort(lfirst(lc));
 			mqx_queues = NIL;
 			mqx_subsaves = NIL;
+			mqx_ddl_end(false);
 			mq_slot_clear();
 			mq_worker_at_commit(false);
+			mqx_xid = InvalidTransactionId;
 			break;
 		default:
 			break;
@@ -456,6 +570,25 @@ mqx_sub_abort(SubTransactionId subid)
 	}
 }
 
+/* DDL of a subtransaction belongs to its parent, or is undone with it. */
+static void
+mqx_sub_ddl_end(SubTransactionId subid, SubTransactionId parent, bool committed)
+{
+	ListCell   *lc;
+
+	foreach(lc, mqx_ddl)
+	{
+		MqXactDdl  *d = lfirst(lc);
+
+		if (d->subid != subid)
+			continue;
+		if (committed)
+			d->subid = parent;
+		else
+			d->undone = true;
+	}
+}
+
 static void
 mqx_subcallback(SubXactEvent event, SubTransactionId mySubid,
 				SubTransactionId parentSubid, void *arg)
@@ -467,9 +600,11 @@ mqx_subcallback(SubXactEvent event, SubTransactionId mySubid,
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
 			(void) mqx_sub_pop(mySubid);
+			mqx_sub_ddl_end(mySubid, parentSubid, true);
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			mqx_sub_abort(mySubid);
+			mqx_sub_ddl_end(mySubid, parentSubid, false);
 			break;
 		default:
 			break;

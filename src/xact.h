@@ -18,6 +18,10 @@ extern void mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_
 extern void mq_xact_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_xact_all_lanes_back(MqQueueShared *qs);
 extern void mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low);
-extern void mq_xact_gauges_unsure(MqQueueShared *qs, bool always);
+extern void mq_xact_lane_scan_empty(MqQueueShared *qs, int32 priority);
+extern void mq_xact_purged(MqQueueShared *qs);
+extern void mq_xact_gauge_deltas(MqQueueShared *qs, int64 *deltas);
+extern void mq_xact_created_queue(Oid ready_relid);
+extern void mq_xact_dropped_queue(Oid ready_relid);
 
 #endif							/* MQ_XACT_H */
