@@ -38,7 +38,21 @@
 #define MQ_HASH_STRINGS 0		/* string keys were the default */
 #endif
 
+/*
+ * The cache maps a name to the current MqQueue of that name.  A stale one
+ * is never changed or freed in place: a caller up the stack (a trigger on
+ * a queue table can call mq again) may be running one of its plans or
+ * reading its fields.  It is retired instead, and freed when the
+ * transaction ends, when no mq call runs any more.
+ */
+typedef struct MqQueueRef
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	MqQueue    *q;				/* in CacheMemoryContext; NULL: not loaded */
+} MqQueueRef;
+
 static HTAB *mqc_queues = NULL;
+static List *mqc_retired = NIL; /* of MqQueue *, in CacheMemoryContext */
 static Oid	mqc_catalog_relid = InvalidOid;
 static Oid	mqc_sequence_relid = InvalidOid;
 static SPIPlanPtr mqc_load_plan = NULL;
@@ -53,7 +67,7 @@ static void
 mqc_invalidate(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS status;
-	MqQueue    *q;
+	MqQueueRef *ref;
 
 	if (relid != InvalidOid && relid != mqc_catalog_relid)
 		return;
@@ -62,8 +76,49 @@ mqc_invalidate(Datum arg, Oid relid)
 	if (mqc_queues == NULL)
 		return;
 	hash_seq_init(&status, mqc_queues);
-	while ((q = hash_seq_search(&status)) != NULL)
-		q->valid = false;
+	while ((ref = hash_seq_search(&status)) != NULL)
+		if (ref->q)
+			ref->q->valid = false;
+}
+
+static void
+mqc_free(MqQueue *q)
+{
+	for (int i = 0; i < MQP_NUM; i++)
+		if (q->plans[i])
+			SPI_freeplan(q->plans[i]);
+	if (q->ready_table)
+		pfree(q->ready_table);
+	if (q->wait_table)
+		pfree(q->wait_table);
+	pfree(q);
+}
+
+/* At the end of a transaction nothing uses a retired queue any more. */
+static void
+mqc_xact_end(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	if (mqc_retired == NIL)
+		return;
+	foreach(lc, mqc_retired)
+		mqc_free(lfirst(lc));
+	list_free(mqc_retired);
+	mqc_retired = NIL;
+}
+
+static void
+mqc_retire(MqQueue *q)
+{
+	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+	q->valid = false;
+	mqc_retired = lappend(mqc_retired, q);
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -75,13 +130,14 @@ mqc_init(void)
 		return;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = NAMEDATALEN;
-	ctl.entrysize = sizeof(MqQueue);
+	ctl.entrysize = sizeof(MqQueueRef);
 	ctl.hcxt = CacheMemoryContext;
 	mqc_queues = hash_create("mq queues", 64, &ctl,
 							 HASH_ELEM | MQ_HASH_STRINGS | HASH_CONTEXT);
 	if (!mqc_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(mqc_invalidate, (Datum) 0);
+		RegisterXactCallback(mqc_xact_end, NULL);
 		mqc_callback_registered = true;
 	}
 }
@@ -128,22 +184,6 @@ mq_queue_cache_flush(void)
 }
 
 /* ---- cache ---------------------------------------------------------- */
-
-static void
-mqc_free_plans(MqQueue *q)
-{
-	for (int i = 0; i < MQP_NUM; i++)
-	{
-		if (q->plans[i])
-			SPI_freeplan(q->plans[i]);
-		q->plans[i] = NULL;
-	}
-	if (q->ready_table)
-		pfree(q->ready_table);
-	if (q->wait_table)
-		pfree(q->wait_table);
-	q->ready_table = q->wait_table = NULL;
-}
 
 static char *
 mqc_table_name(const char *prefix, const char *name)
@@ -225,25 +265,28 @@ mqc_load(MqQueue *q, const char *name)
 MqQueue *
 mq_queue_lookup(const char *name, bool missing_ok)
 {
-	MqQueue    *q;
+	MqQueueRef *ref;
+	MqQueue    *q = NULL;
 	bool		found;
 
 	mqc_init();
 	(void) mq_catalog_relid();
-	q = hash_search(mqc_queues, name, HASH_ENTER, &found);
+	ref = hash_search(mqc_queues, name, HASH_ENTER, &found);
 	if (!found)
-	{
-		memset(((char *) q) + NAMEDATALEN, 0, sizeof(MqQueue) - NAMEDATALEN);
-		q->valid = false;
-	}
+		ref->q = NULL;
 	for (int tries = 0;; tries++)
 	{
-		if (!q->valid)
+		if (ref->q == NULL || !ref->q->valid)
 		{
-			mqc_free_plans(q);
-			q->ready_relid = q->wait_relid = InvalidOid;
-			if (!mqc_load(q, name))
+			MqQueue    *fresh = MemoryContextAllocZero(CacheMemoryContext, sizeof(MqQueue));
+
+			strlcpy(fresh->name, name, NAMEDATALEN);
+			if (ref->q)
+				mqc_retire(ref->q);
+			ref->q = NULL;
+			if (!mqc_load(fresh, name))
 			{
+				pfree(fresh);
 				hash_search(mqc_queues, name, HASH_REMOVE, NULL);
 				if (missing_ok)
 					return NULL;
@@ -251,8 +294,10 @@ mq_queue_lookup(const char *name, bool missing_ok)
 						(errcode(ERRCODE_UNDEFINED_TABLE),
 						 errmsg("queue \"%s\" does not exist", name)));
 			}
-			q->valid = true;
+			fresh->valid = true;
+			ref->q = fresh;
 		}
+		q = ref->q;
 		/* keeps the tables from being dropped while we use them */
 		LockRelationOid(q->ready_relid, AccessShareLock);
 		if (q->valid || tries > 2)
