@@ -29,13 +29,14 @@ OBJS = \
 	src/ack.o \
 	src/deadletter.o \
 	src/topics.o \
+	src/privileges.o \
 	src/metrics.o \
 	src/maintain.o \
 	src/ddl.o \
 	src/worker.o \
 	src/mq.o
 
-DATA = sql/mq--0.1.sql
+DATA = sql/mq--0.1.sql sql/mq--0.2.sql sql/mq--0.1--0.2.sql
 
 REGRESS = queues send receive ack_nack deadletter metrics errors topics
 REGRESS_OPTS = --temp-config=$(srcdir)/test/mq.conf --temp-instance=tmp_check_regress --inputdir=$(srcdir)

@@ -62,16 +62,18 @@ mq_ack(PG_FUNCTION_ARGS)
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	Datum		id = Int64GetDatum(mqa_id_arg(fcinfo));
 	MqQueue    *q;
+	MqCall		call;
 	int64		n;
 	int			rc;
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
 	rc = mq_plan_run(q, MQP_ACK, &id, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_BOOL(n > 0);
 }
 
@@ -81,6 +83,7 @@ mq_ack_many(PG_FUNCTION_ARGS)
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	Datum		ids;
 	MqQueue    *q;
+	MqCall		call;
 	int64		n;
 	int			rc;
 
@@ -94,13 +97,14 @@ mq_ack_many(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message ids must be a one-dimensional array")));
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
 	rc = mq_plan_run(q, MQP_ACK_MANY, &ids, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_INT64(n);
 }
 
@@ -112,6 +116,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	Interval   *delay = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
 	text	   *error = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
 	MqQueue    *q;
+	MqCall		call;
 	MqQueueShared *qs;
 	Datum		arg = Int64GetDatum(id);
 	int32		attempt;
@@ -123,21 +128,22 @@ mq_nack(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
 	qs = mq_queue_shared(q);
 	if (mq_plan_run(q, MQP_NACK_LOCK, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: nack lookup failed");
 	if (SPI_processed == 0)
 	{
-		mq_finish();
+		mq_call_end(&call);
 		PG_RETURN_BOOL(false);
 	}
 	attempt = DatumGetInt32(mq_spi_get(0, 1, &isnull));
 	leased = DatumGetBool(mq_spi_get(0, 2, &isnull));
 	if (!leased)
 	{
-		mq_finish();
+		mq_call_end(&call);
 		PG_RETURN_BOOL(false);
 	}
 
@@ -156,7 +162,7 @@ mq_nack(PG_FUNCTION_ARGS)
 		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 		mq_xact_count(qs, MQC_DELAYED, 1);
 	}
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_BOOL(true);
 }
 
@@ -167,6 +173,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	int64		id = mqa_id_arg(fcinfo);
 	Interval   *vt;
 	MqQueue    *q;
+	MqCall		call;
 	Datum		args[2];
 	TimestampTz until;
 
@@ -176,8 +183,9 @@ mq_extend(PG_FUNCTION_ARGS)
 				 errmsg("visibility_timeout must be positive")));
 	vt = PG_GETARG_INTERVAL_P(2);
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
 	until = mq_add_interval(mq_slot_note_wait(mq_queue_shared(q)), vt);
 	args[0] = Int64GetDatum(id);
 	args[1] = TimestampTzGetDatum(until);
@@ -188,6 +196,6 @@ mq_extend(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("message " INT64_FORMAT " of queue \"%s\" is not in flight", id, name),
 				 errdetail("Its lease ended, or it was acked, or it was never received.")));
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_TIMESTAMPTZ(until);
 }

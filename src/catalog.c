@@ -16,8 +16,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -26,7 +31,11 @@
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "util.h"
 #include "shmem.h"
@@ -54,6 +63,7 @@ typedef struct MqQueueRef
 static HTAB *mqc_queues = NULL;
 static List *mqc_retired = NIL; /* of MqQueue *, in CacheMemoryContext */
 static Oid	mqc_catalog_relid = InvalidOid;
+static Oid	mqc_ext_owner = InvalidOid;
 static Oid	mqc_sequence_relid = InvalidOid;
 static SPIPlanPtr mqc_load_plan = NULL;
 static bool mqc_callback_registered = false;
@@ -73,6 +83,7 @@ mqc_invalidate(Datum arg, Oid relid)
 		return;
 	mqc_catalog_relid = InvalidOid;
 	mqc_sequence_relid = InvalidOid;
+	mqc_ext_owner = InvalidOid;
 	if (mqc_queues == NULL)
 		return;
 	hash_seq_init(&status, mqc_queues);
@@ -91,6 +102,10 @@ mqc_free(MqQueue *q)
 		pfree(q->ready_table);
 	if (q->wait_table)
 		pfree(q->wait_table);
+	if (q->grantees)
+		pfree(q->grantees);
+	if (q->privileges)
+		pfree(q->privileges);
 	pfree(q);
 }
 
@@ -195,6 +210,52 @@ mqc_table_name(const char *prefix, const char *name)
 							   quote_qualified_identifier("mq", rel));
 }
 
+static bool
+mqc_owned_by_extension(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner == mq_extension_owner();
+}
+
+/* The grants of a queue (mq.privilege_catalog) into q, in CacheMemoryContext. */
+static void
+mqc_load_privileges(MqQueue *q, Datum name)
+{
+	static SPIPlanPtr plan = NULL;
+	SPITupleTable *rows;
+
+	if (plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		plan = mq_prepare("SELECT grantee, privilege FROM mq.privilege_catalog"
+						  " WHERE queue" OP("=") "$1", 1, types);
+	}
+	if (mq_exec_plan(plan, &name, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not read the privileges of a queue");
+	rows = SPI_tuptable;
+	q->ngrants = (int) SPI_processed;
+	if (q->ngrants == 0)
+		return;
+	q->grantees = MemoryContextAlloc(CacheMemoryContext, sizeof(Oid) * q->ngrants);
+	q->privileges = MemoryContextAlloc(CacheMemoryContext, sizeof(int) * q->ngrants);
+	for (int i = 0; i < q->ngrants; i++)
+	{
+		bool		isnull;
+		char	   *priv;
+
+		q->grantees[i] = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		priv = TextDatumGetCString(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		q->privileges[i] = mq_privilege_from_name(priv, false);
+	}
+}
+
 /* Read one queue's row from the catalog into q; false if there is none. */
 static bool
 mqc_load(MqQueue *q, const char *name)
@@ -210,7 +271,7 @@ mqc_load(MqQueue *q, const char *name)
 
 		mqc_load_plan = mq_prepare(
 			"SELECT max_attempts, visibility_timeout, retry_delay, retry_delay_max,"
-			" dead_letter_queue, retention, unlogged"
+			" dead_letter_queue, retention, unlogged, owner"
 			" FROM mq.queue_catalog WHERE queue" OP("=") "$1", 1, types);
 	}
 	/*
@@ -241,6 +302,8 @@ mqc_load(MqQueue *q, const char *name)
 			q->retention = *DatumGetIntervalP(d);
 	}
 	q->is_unlogged = DatumGetBool(mq_spi_get(0, 7, &isnull));
+	q->owner = DatumGetObjectId(mq_spi_get(0, 8, &isnull));
+	mqc_load_privileges(q, arg);
 
 	nsp = mqc_namespace();
 	snprintf(rel, sizeof(rel), "q_%s", name);
@@ -252,6 +315,12 @@ mqc_load(MqQueue *q, const char *name)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("tables of queue \"%s\" are missing", name),
 				 errhint("Drop the queue with mq.drop_queue and create it again.")));
+	/* mq owns its storage: a table owned by anyone else may run their code */
+	if (!mqc_owned_by_extension(q->ready_relid) || !mqc_owned_by_extension(q->wait_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("tables of queue \"%s\" are not owned by the owner of extension \"mq\"", name),
+				 errhint("Give them back with ALTER TABLE ... OWNER TO the extension's owner.")));
 	q->ready_table = mqc_table_name("q_", name);
 	q->wait_table = mqc_table_name("w_", name);
 	return true;
@@ -312,7 +381,7 @@ mq_all_queue_names(void)
 {
 	List	   *names = NIL;
 
-	if (SPI_execute("SELECT queue FROM mq.queue_catalog ORDER BY queue", true, 0) != SPI_OK_SELECT)
+	if (mq_exec_sql("SELECT queue FROM mq.queue_catalog ORDER BY queue", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not list queues");
 	for (uint64 i = 0; i < SPI_processed; i++)
 		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
@@ -327,4 +396,112 @@ MqQueueShared *
 mq_queue_shared(MqQueue *q)
 {
 	return mq_shared_queue(q->ready_relid, q->name, false);
+}
+
+/* ---- who runs mq's SQL, and who may ask it to ----------------------- */
+
+/* The owner of extension mq in this database: mq's storage is theirs. */
+Oid
+mq_extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (OidIsValid(mqc_ext_owner))
+		return mqc_ext_owner;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("mq"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		mqc_ext_owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(mqc_ext_owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"mq\" is not installed in this database")));
+	return mqc_ext_owner;
+}
+
+/*
+ * Start an mq call: connect SPI and run as the extension's owner, in a
+ * security-restricted operation, as REFRESH MATERIALIZED VIEW and
+ * autovacuum do, so that nothing the caller set up (search_path, roles,
+ * temporary objects) reaches mq's storage.  call->caller is who asked.  An
+ * error ends the call too: the (sub)transaction abort restores the user.
+ */
+void
+mq_call_begin(MqCall *call)
+{
+	Oid			owner;
+
+	GetUserIdAndSecContext(&call->save_user, &call->save_sec);
+	call->caller = call->save_user;
+	owner = mq_extension_owner();
+	mq_connect();
+	SetUserIdAndSecContext(owner, call->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+mq_call_end(MqCall *call)
+{
+	mq_finish();
+	SetUserIdAndSecContext(call->save_user, call->save_sec);
+}
+
+static const char *const mqc_privilege_names[] = {"send", "receive", "observe", "manage"};
+
+/* MQ_PRIV_* of a name; -1 (or 22023 unless missing_ok) if none. */
+int
+mq_privilege_from_name(const char *name, bool missing_ok)
+{
+	for (int i = 0; i < lengthof(mqc_privilege_names); i++)
+		if (strcmp(name, mqc_privilege_names[i]) == 0)
+			return 1 << i;
+	if (missing_ok)
+		return -1;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unrecognized queue privilege \"%s\"", name),
+			 errhint("The privileges of a queue are send, receive, observe and manage.")));
+	return -1;
+}
+
+/* Superusers and the extension's owner hold every privilege on everything. */
+bool
+mq_is_admin(Oid role)
+{
+	return superuser_arg(role) || has_privs_of_role(role, mq_extension_owner());
+}
+
+/* Whether role holds privilege (an MQ_PRIV_* bit) on queue q. */
+bool
+mq_has_privilege(MqQueue *q, Oid role, int privilege)
+{
+	if (mq_is_admin(role) || has_privs_of_role(role, q->owner))
+		return true;
+	for (int i = 0; i < q->ngrants; i++)
+		if ((q->privileges[i] & privilege) && has_privs_of_role(role, q->grantees[i]))
+			return true;
+	return false;
+}
+
+void
+mq_require_privilege(MqQueue *q, Oid role, int privilege)
+{
+	int			i = 0;
+
+	if (mq_has_privilege(q, role, privilege))
+		return;
+	while (i < lengthof(mqc_privilege_names) - 1 && !(privilege & (1 << i)))
+		i++;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for queue \"%s\"", q->name),
+			 errdetail("Privilege \"%s\" on the queue is required.", mqc_privilege_names[i])));
 }

@@ -54,7 +54,25 @@ typedef struct MqQueue
 	char	   *ready_table;	/* quoted, schema-qualified */
 	char	   *wait_table;
 	SPIPlanPtr	plans[MQP_NUM]; /* prepared by plans.c on first use */
+	Oid			owner;			/* its creator: every privilege */
+	int			ngrants;		/* mq.privilege_catalog rows */
+	Oid		   *grantees;
+	int		   *privileges;		/* MQ_PRIV_* bits */
 } MqQueue;
+
+/* privileges on a queue */
+#define MQ_PRIV_SEND	(1 << 0)
+#define MQ_PRIV_RECEIVE (1 << 1)
+#define MQ_PRIV_OBSERVE (1 << 2)
+#define MQ_PRIV_MANAGE	(1 << 3)
+
+/* one call of an mq function: who asked, and who ran before */
+typedef struct MqCall
+{
+	Oid			caller;
+	Oid			save_user;
+	int			save_sec;
+} MqCall;
 
 extern MqQueue *mq_queue_lookup(const char *name, bool missing_ok);
 extern MqQueueShared *mq_queue_shared(MqQueue *q);
@@ -63,5 +81,12 @@ extern Oid	mq_catalog_relid(void);
 extern Oid	mq_sequence_relid(void);
 extern void mq_catalog_changed(void);
 extern List *mq_all_queue_names(void);
+extern Oid	mq_extension_owner(void);
+extern void mq_call_begin(MqCall *call);
+extern void mq_call_end(MqCall *call);
+extern int	mq_privilege_from_name(const char *name, bool missing_ok);
+extern bool mq_is_admin(Oid role);
+extern bool mq_has_privilege(MqQueue *q, Oid role, int privilege);
+extern void mq_require_privilege(MqQueue *q, Oid role, int privilege);
 
 #endif							/* MQ_CATALOG_H */

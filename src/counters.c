@@ -37,11 +37,11 @@ mq_count_gauges(MqQueue *q, Snapshot snap, int64 *gauges)
 	sql = psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s),"
 				   " (SELECT pg_catalog.count(*) FROM %s WHERE leased),"
 				   " (SELECT pg_catalog.count(*) FROM %s WHERE NOT leased),"
-				   " (SELECT pg_catalog.count(*) FROM mq.dead_letters WHERE queue" OP("=") "%s)",
+				   " (SELECT pg_catalog.count(*) FROM mq.dead_letter_store WHERE queue" OP("=") "%s)",
 				   q->ready_table, q->wait_table, q->wait_table,
 				   quote_literal_cstr(q->name));
 	if (snap == NULL)
-		rc = SPI_execute(sql, true, 1);
+		rc = mq_exec_sql(sql, true, 1);
 	else
 	{
 		plan = SPI_prepare(sql, 0, NULL);
@@ -118,7 +118,7 @@ mq_ensure_totals(MqQueue *q, MqQueueShared *qs)
 				   " WHERE queue" OP("=") "%s", quote_literal_cstr(q->name));
 	PG_TRY();
 	{
-		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+		if (mq_exec_sql(sql, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "mq: could not read totals of \"%s\"", q->name);
 		if (SPI_processed == 1)
 			for (int i = 0; i < 3; i++)
@@ -145,7 +145,7 @@ mq_saved_totals(MqQueue *q, int64 *totals)
 
 	sql = psprintf("SELECT total_sent, total_acked, total_dead_lettered FROM mq.queue_totals"
 				   " WHERE queue" OP("=") "%s", quote_literal_cstr(q->name));
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+	if (mq_exec_sql(sql, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not read totals of \"%s\"", q->name);
 	for (int i = 0; i < 3; i++)
 		totals[i] = SPI_processed == 1 ? mq_spi_int8(0, i + 1) : 0;

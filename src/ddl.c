@@ -20,7 +20,12 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "shmem.h"
 #include "launcher.h"
@@ -72,6 +77,66 @@ mqd_check_alter_sequence(AlterSeqStmt *stmt)
 	}
 }
 
+/*
+ * A command that needs a database without connections stops that
+ * database's worker first, but only once the command would pass its own
+ * permission checks: a role that may not drop (rename, move, copy) the
+ * database must not be able to stop its worker by trying.
+ */
+static bool
+mqd_owns_database(Oid dboid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(DatabaseRelationId, dboid, GetUserId());
+#else
+	return pg_database_ownercheck(dboid, GetUserId());
+#endif
+}
+
+static bool
+mqd_may_create_databases(void)
+{
+	HeapTuple	tup;
+	bool		result;
+
+	if (superuser())
+		return true;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(GetUserId()));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_authid) GETSTRUCT(tup))->rolcreatedb;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+static bool
+mqd_is_template(Oid dboid)
+{
+	HeapTuple	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/* Stop the worker of dbname if the command on it will get past its checks. */
+static void
+mqd_stop_worker(const char *dbname, bool need_owner, bool need_createdb, bool template_ok)
+{
+	Oid			dboid = get_database_oid(dbname, true);
+
+	if (!OidIsValid(dboid))
+		return;
+	if (need_createdb && !mqd_may_create_databases())
+		return;
+	if (need_owner && !mqd_owns_database(dboid) && !(template_ok && mqd_is_template(dboid)))
+		return;
+	mq_worker_stop_database(dbname);
+}
+
 #if PG_VERSION_NUM >= 140000
 #define MQD_UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
 static void
@@ -94,13 +159,20 @@ mqd_utility(PlannedStmt *pstmt, const char *queryString,
 	else if (IsA(parsetree, DropdbStmt))
 	{
 		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
-		mq_worker_stop_database(((DropdbStmt *) parsetree)->dbname);
+		mqd_stop_worker(((DropdbStmt *) parsetree)->dbname, true, false, false);
 	}
 	else if (IsA(parsetree, RenameStmt) &&
 			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
-		mq_worker_stop_database(((RenameStmt *) parsetree)->subname);
+		mqd_stop_worker(((RenameStmt *) parsetree)->subname, true, true, false);
 	else if (IsA(parsetree, AlterDatabaseStmt))
-		mq_worker_stop_database(((AlterDatabaseStmt *) parsetree)->dbname);
+	{
+		ListCell   *lc;
+
+		/* of its options, only SET TABLESPACE needs the database to itself */
+		foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+				mqd_stop_worker(((AlterDatabaseStmt *) parsetree)->dbname, true, false, false);
+	}
 	else if (IsA(parsetree, CreatedbStmt))
 	{
 		ListCell   *lc;
@@ -110,7 +182,7 @@ mqd_utility(PlannedStmt *pstmt, const char *queryString,
 			DefElem    *opt = lfirst(lc);
 
 			if (strcmp(opt->defname, "template") == 0)
-				mq_worker_stop_database(defGetString(opt));
+				mqd_stop_worker(defGetString(opt), true, true, true);
 		}
 	}
 

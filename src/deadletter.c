@@ -30,6 +30,7 @@ mq_redrive(PG_FUNCTION_ARGS)
 	int32		max_messages;
 	MqQueue    *q;
 	MqQueueShared *qs;
+	MqCall		call;
 	Datum		args[2];
 	TimestampTz now;
 	uint64		n;
@@ -42,16 +43,17 @@ mq_redrive(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_messages must be positive")));
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
 	qs = mq_queue_shared(q);
 	if (take_plan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
 		take_plan = mq_prepare(
-			"DELETE FROM mq.dead_letters WHERE ctid" OP("=") "ANY (ARRAY("
-			"SELECT d.ctid FROM mq.dead_letters d WHERE d.queue" OP("=") "$1"
+			"DELETE FROM mq.dead_letter_store WHERE ctid" OP("=") "ANY (ARRAY("
+			"SELECT d.ctid FROM mq.dead_letter_store d WHERE d.queue" OP("=") "$1"
 			" ORDER BY d.dead_at, d.id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 			" RETURNING id, priority, enqueued_at, message, headers", 2, types);
 	}
@@ -80,6 +82,6 @@ mq_redrive(PG_FUNCTION_ARGS)
 		mq_insert_message(q, &m, now, false);
 	}
 	mq_xact_count(qs, MQC_DEAD, -(int64) n);
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_INT64((int64) n);
 }

@@ -41,8 +41,8 @@ mqn_retention(MqQueue *q)
 		Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 
 		plan = mq_prepare(
-			"DELETE FROM mq.archive WHERE ctid" OP("=") "ANY (ARRAY("
-			"SELECT a.ctid FROM mq.archive a WHERE a.queue" OP("=") "$1"
+			"DELETE FROM mq.archive_store WHERE ctid" OP("=") "ANY (ARRAY("
+			"SELECT a.ctid FROM mq.archive_store a WHERE a.queue" OP("=") "$1"
 			" AND a.archived_at" OP("<") "$2 LIMIT 10000))", 2, types);
 	}
 	args[0] = CStringGetTextDatum(q->name);
@@ -66,12 +66,13 @@ mqn_retention(MqQueue *q)
  * MQ_FULL_SCAN_EVERY passes the promotion looks at the whole wait table.
  */
 int64
-mq_maintain_queue(const char *name, bool full)
+mq_maintain_queue(const char *name, bool full, Oid caller)
 {
 	MqQueue    *q = mq_queue_lookup(name, true);
 
-	if (q == NULL)
-		return 0;				/* dropped meanwhile */
+	/* dropped meanwhile, or not the caller's to maintain */
+	if (q == NULL || !mq_has_privilege(q, caller, MQ_PRIV_MANAGE))
+		return 0;
 	return mq_promote_due(q, full) + mqn_retention(q);
 }
 
@@ -86,7 +87,7 @@ mq_maintain_full_pass(void)
 
 /* One pass over all queues of the database; returns rows touched. */
 static int64
-mq_maintain_pass(void)
+mq_maintain_pass(Oid caller)
 {
 	List	   *names;
 	ListCell   *lc;
@@ -96,7 +97,7 @@ mq_maintain_pass(void)
 	names = mq_all_queue_names();
 	foreach(lc, names)
 	{
-		touched += mq_maintain_queue(lfirst(lc), full);
+		touched += mq_maintain_queue(lfirst(lc), full, caller);
 		CHECK_FOR_INTERRUPTS();
 	}
 	mq_flush_totals();
@@ -107,9 +108,10 @@ Datum
 mq_maintain(PG_FUNCTION_ARGS)
 {
 	int64		touched;
+	MqCall		call;
 
-	mq_connect();
-	touched = mq_maintain_pass();
-	mq_finish();
+	mq_call_begin(&call);
+	touched = mq_maintain_pass(call.caller);
+	mq_call_end(&call);
 	PG_RETURN_INT64(touched);
 }

@@ -8,7 +8,7 @@
 #ifndef MQ_MAINTAIN_H
 #define MQ_MAINTAIN_H
 
-extern int64 mq_maintain_queue(const char *name, bool full);
+extern int64 mq_maintain_queue(const char *name, bool full, Oid caller);
 extern bool mq_maintain_full_pass(void);
 
 #endif							/* MQ_MAINTAIN_H */

@@ -75,7 +75,7 @@ mqm_oldest_ready(MqQueue *q, MqQueueShared *qs, TimestampTz now, Interval **age)
 	else
 		sql = psprintf("SELECT pg_catalog.min(enqueued_at) FROM %s", q->ready_table);
 
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (mq_exec_sql(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "mq: could not read the oldest message of \"%s\"", q->name);
 	{
 		bool		isnull;
@@ -93,7 +93,7 @@ mqm_oldest_ready(MqQueue *q, MqQueueShared *qs, TimestampTz now, Interval **age)
 
 /* Metrics of every queue (name NULL) or one; in caller's memory. */
 static List *
-mqm_collect(const char *name, MemoryContext mcxt)
+mqm_collect(const char *name, Oid caller, MemoryContext mcxt)
 {
 	List	   *names;
 	List	   *rows = NIL;
@@ -102,7 +102,7 @@ mqm_collect(const char *name, MemoryContext mcxt)
 
 	if (name)
 	{
-		(void) mq_queue_lookup(name, false);
+		mq_require_privilege(mq_queue_lookup(name, false), caller, MQ_PRIV_OBSERVE);
 		names = list_make1(pstrdup(name));
 	}
 	else
@@ -117,8 +117,8 @@ mqm_collect(const char *name, MemoryContext mcxt)
 		Interval   *age = NULL;
 		bool		has_age;
 
-		if (q == NULL)
-			continue;			/* dropped meanwhile */
+		if (q == NULL || !mq_has_privilege(q, caller, MQ_PRIV_OBSERVE))
+			continue;			/* dropped meanwhile, or not the caller's to see */
 		/* a reader does without an entry if there is no room for one */
 		qs = mq_shared_queue(q->ready_relid, q->name, true);
 		has_age = mqm_oldest_ready(q, qs, now, &age);
@@ -164,13 +164,14 @@ mq_metrics(PG_FUNCTION_ARGS)
 	List	   *rows;
 	ListCell   *lc;
 	MemoryContext mcxt = CurrentMemoryContext;
+	MqCall		call;
 
 	if (PG_NARGS() > 0)
 		name = mq_queue_name_arg(fcinfo, 0);
 	mq_srf_materialize(fcinfo);
-	mq_connect();
-	rows = mqm_collect(name, mcxt);
-	mq_finish();
+	mq_call_begin(&call);
+	rows = mqm_collect(name, call.caller, mcxt);
+	mq_call_end(&call);
 
 	foreach(lc, rows)
 	{
@@ -229,10 +230,11 @@ mq_metrics_prometheus(PG_FUNCTION_ARGS)
 	List	   *rows;
 	StringInfoData buf;
 	MemoryContext mcxt = CurrentMemoryContext;
+	MqCall		call;
 
-	mq_connect();
-	rows = mqm_collect(NULL, mcxt);
-	mq_finish();
+	mq_call_begin(&call);
+	rows = mqm_collect(NULL, call.caller, mcxt);
+	mq_call_end(&call);
 
 	/* queue names are [a-z0-9_], so label values need no escaping */
 	initStringInfo(&buf);

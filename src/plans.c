@@ -117,7 +117,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 									 " AND k.id" OP("=") "m.id)", qname);
 					if (q->has_retention)
 						appendStringInfo(&sql,
-										 ", arch AS (INSERT INTO mq.archive (queue, id, message, headers, attempts, enqueued_at)"
+										 ", arch AS (INSERT INTO mq.archive_store (queue, id, message, headers, attempts, enqueued_at)"
 										 " SELECT %s, id, message, headers, attempt" OP("+") "1, enqueued_at FROM moved)",
 										 qname);
 					appendStringInfoString(&sql,
@@ -142,7 +142,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 							 W, kind == MQP_ACK ? "$1" : "ANY ($1)", qname);
 			if (q->has_retention)
 				appendStringInfo(&sql,
-								 ", arch AS (INSERT INTO mq.archive (queue, id, message, headers, attempts, enqueued_at)"
+								 ", arch AS (INSERT INTO mq.archive_store (queue, id, message, headers, attempts, enqueued_at)"
 								 " SELECT %s, id, message, headers, attempt, enqueued_at FROM gone)",
 								 qname);
 			appendStringInfoString(&sql, " SELECT leased FROM gone");

@@ -19,6 +19,7 @@
 #include "utils/lsyscache.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 #include "util.h"
@@ -34,7 +35,7 @@ PG_FUNCTION_INFO_V1(mq_purge_queue);
 static void
 mqq_exec(const char *sql, int expected)
 {
-	int			rc = SPI_execute(sql, false, 0);
+	int			rc = mq_exec_sql(sql, false, 0);
 
 	if (rc != expected)
 		elog(ERROR, "mq: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
@@ -80,8 +81,9 @@ mqq_check_options(const char *name, FunctionCallInfo fcinfo)
 				 errmsg("retention must not be negative")));
 }
 
+/* The dead-letter queue named must exist, and the caller may send to it. */
 static void
-mqq_check_dlq_exists(FunctionCallInfo fcinfo)
+mqq_check_dlq(FunctionCallInfo fcinfo, Oid caller)
 {
 	char	   *dlq;
 
@@ -89,7 +91,29 @@ mqq_check_dlq_exists(FunctionCallInfo fcinfo)
 		return;
 	dlq = text_to_cstring(PG_GETARG_TEXT_PP(5));
 	if (dlq[0] != '\0')
-		(void) mq_queue_lookup(dlq, false);
+		mq_require_privilege(mq_queue_lookup(dlq, false), caller, MQ_PRIV_SEND);
+}
+
+/* Creating queues: administrators, and roles of mq.creator_catalog. */
+static void
+mqq_require_create(Oid caller)
+{
+	if (mq_is_admin(caller))
+		return;
+	if (mq_exec_sql("SELECT grantee FROM mq.creator_catalog", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not read mq.creator_catalog");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			role = DatumGetObjectId(mq_spi_get(i, 1, &isnull));
+
+		if (has_privs_of_role(caller, role))
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to create queues"),
+			 errhint("An administrator can allow it with mq.grant_create.")));
 }
 
 /*
@@ -120,9 +144,10 @@ mqq_create_tables(const char *name, bool is_unlogged)
 			   *W;
 	const char *kind = is_unlogged ? "UNLOGGED " : "";
 	const char *cols =
-		"seq bigint NOT NULL, id bigint NOT NULL, priority integer NOT NULL,"
-		" attempt integer NOT NULL, enqueued_at timestamptz NOT NULL,"
-		" message jsonb NOT NULL, headers jsonb, dedup_key text, last_error text";
+		"seq pg_catalog.int8 NOT NULL, id pg_catalog.int8 NOT NULL,"
+		" priority pg_catalog.int4 NOT NULL, attempt pg_catalog.int4 NOT NULL,"
+		" enqueued_at pg_catalog.timestamptz NOT NULL, message pg_catalog.jsonb NOT NULL,"
+		" headers pg_catalog.jsonb, dedup_key pg_catalog.text, last_error pg_catalog.text";
 
 	snprintf(rel, sizeof(rel), "q_%s", name);
 	R = pstrdup(quote_qualified_identifier("mq", rel));
@@ -147,7 +172,7 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	 * by vt (promotion).
 	 */
 	appendStringInfo(&sql,
-					 "CREATE %sTABLE %s (vt timestamptz NOT NULL, leased boolean NOT NULL, %s,"
+					 "CREATE %sTABLE %s (vt pg_catalog.timestamptz NOT NULL, leased pg_catalog.bool NOT NULL, %s,"
 					 " PRIMARY KEY (id))"
 					 " WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,"
 					 " autovacuum_vacuum_threshold = 1000);"
@@ -167,10 +192,11 @@ mq_create_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	static SPIPlanPtr plan = NULL;
-	Datum		args[8];
-	char		nulls[8];
+	Datum		args[9];
+	char		nulls[9];
 	bool		is_unlogged;
 	bool		created;
+	MqCall		call;
 
 	static const char *const required[] = {NULL, "max_attempts", "visibility_timeout",
 	"retry_delay", "retry_delay_max"};
@@ -189,19 +215,20 @@ mq_create_queue(PG_FUNCTION_ARGS)
 				 errmsg("invalid queue name \"\"")));
 	is_unlogged = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
 
-	mq_connect();
+	mq_call_begin(&call);
 	(void) mq_catalog_relid();
-	mqq_check_dlq_exists(fcinfo);
+	mqq_require_create(call.caller);
+	mqq_check_dlq(fcinfo, call.caller);
 	if (plan == NULL)
 	{
-		Oid			types[8] = {TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID,
-		TEXTOID, INTERVALOID, BOOLOID};
+		Oid			types[9] = {TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID,
+		TEXTOID, INTERVALOID, BOOLOID, REGROLEOID};
 
 		plan = mq_prepare(
 			"INSERT INTO mq.queue_catalog (queue, max_attempts, visibility_timeout,"
-			" retry_delay, retry_delay_max, dead_letter_queue, retention, unlogged)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-			" ON CONFLICT (queue) DO NOTHING RETURNING queue", 8, types);
+			" retry_delay, retry_delay_max, dead_letter_queue, retention, unlogged, owner)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+			" ON CONFLICT (queue) DO NOTHING RETURNING queue", 9, types);
 	}
 	args[0] = CStringGetTextDatum(name);
 	for (int i = 1; i < 8; i++)
@@ -212,6 +239,8 @@ mq_create_queue(PG_FUNCTION_ARGS)
 	nulls[0] = ' ';
 	nulls[7] = ' ';
 	args[7] = BoolGetDatum(is_unlogged);
+	args[8] = ObjectIdGetDatum(call.caller);
+	nulls[8] = ' ';
 	if (mq_exec_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "mq: could not insert into the queue catalog");
 	created = (SPI_processed == 1);
@@ -220,7 +249,7 @@ mq_create_queue(PG_FUNCTION_ARGS)
 		mqq_create_tables(name, is_unlogged);
 		mq_catalog_changed();
 	}
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_BOOL(created);
 }
 
@@ -233,12 +262,14 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	char		nulls[8];
 	MqQueue    *q;
 	bool		was_unlogged;
+	MqCall		call;
 
 	mqq_check_options(name, fcinfo);
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
 	was_unlogged = q->is_unlogged;
-	mqq_check_dlq_exists(fcinfo);
+	mqq_check_dlq(fcinfo, call.caller);
 
 	/*
 	 * NULL leaves an option as it is; '' removes the dead-letter queue and
@@ -281,7 +312,7 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	}
 	mq_catalog_changed();
 	mq_queue_cache_flush();
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_VOID();
 }
 
@@ -291,20 +322,22 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqQueue    *q;
 	char	   *lit;
+	MqCall		call;
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, true);
 	if (q == NULL)
 	{
-		mq_finish();
+		mq_call_end(&call);
 		PG_RETURN_BOOL(false);
 	}
+	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
 	lit = quote_literal_cstr(name);
 	mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
 	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
-	mqq_exec(psprintf("DELETE FROM mq.dead_letters WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
-	mqq_exec(psprintf("DELETE FROM mq.archive WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	mqq_exec(psprintf("DELETE FROM mq.dead_letter_store WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
+	mqq_exec(psprintf("DELETE FROM mq.archive_store WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.queue_totals WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	/* queues that dead-lettered into this one fall back to mq.dead_letters */
 	mqq_exec(psprintf("UPDATE mq.queue_catalog SET dead_letter_queue = NULL"
@@ -312,7 +345,7 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 	/* its shared entry goes at commit (src/ddl.c saw the DROP TABLE) */
 	mq_catalog_changed();
 	mq_queue_cache_flush();
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_BOOL(true);
 }
 
@@ -325,9 +358,11 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	int64		ready,
 				leased = 0,
 				waiting;
+	MqCall		call;
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
 	qs = mq_shared_queue(q->ready_relid, q->name, true);
 	mq_xact_all_lanes_back(qs);
 	mq_xact_purged(qs);
@@ -348,6 +383,6 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	mq_xact_count(qs, MQC_READY, -ready);
 	mq_xact_count(qs, MQC_IN_FLIGHT, -leased);
 	mq_xact_count(qs, MQC_DELAYED, -(waiting - leased));
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_INT64(ready + waiting);
 }

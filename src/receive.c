@@ -156,6 +156,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	MqTaken    *taken;
 	volatile int n = 0;
 	MemoryContext mcxt = CurrentMemoryContext;
+	MqCall		call;
 
 	if (lease)
 	{
@@ -177,8 +178,9 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	}
 
 	mq_srf_materialize(fcinfo);
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
 	taken = MemoryContextAlloc(mcxt, sizeof(MqTaken) * quantity);
 
 	if (wait == NULL)
@@ -213,7 +215,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 		}
 		PG_END_TRY();
 	}
-	mq_finish();
+	mq_call_end(&call);
 	mqr_emit(fcinfo, taken, n);
 	return (Datum) 0;
 }

@@ -148,7 +148,7 @@ mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at)
 		TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
 
 		insert_plan = mq_prepare(
-			"INSERT INTO mq.dead_letters (queue, id, message, headers, attempts,"
+			"INSERT INTO mq.dead_letter_store (queue, id, message, headers, attempts,"
 			" last_error, enqueued_at, dead_at, priority)"
 			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, types);
 	}

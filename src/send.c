@@ -53,6 +53,7 @@ mq_send(PG_FUNCTION_ARGS)
 	MqQueue    *q;
 	int64		id;
 	bool		duplicate;
+	MqCall		call;
 
 	memset(&m, 0, sizeof(m));
 	m.message = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
@@ -63,15 +64,16 @@ mq_send(PG_FUNCTION_ARGS)
 	mq_check_headers(m.headers);
 	mq_check_delay(delay);
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);
 	now = mq_now();
 	m.enqueued_at = now;
 	id = mq_insert_message_dedup(q, &m, delay ? mq_add_interval(now, delay) : now,
 								 true, &duplicate);
 	if (!duplicate)
 		mq_xact_count(mq_queue_shared(q), MQC_TOTAL_SENT, 1);
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_INT64(id);
 }
 
@@ -94,6 +96,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	TimestampTz now,
 				visible_at;
 	MqQueueShared *qs;
+	MqCall		call;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -132,8 +135,9 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	mq_srf_materialize(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	mq_connect();
+	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
+	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);
 	qs = mq_queue_shared(q);
 	now = mq_now();
 	visible_at = delay ? mq_add_interval(now, delay) : now;
@@ -151,6 +155,6 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		}
 	}
 	mq_xact_count(qs, MQC_TOTAL_SENT, nmsg);
-	mq_finish();
+	mq_call_end(&call);
 	return (Datum) 0;
 }

@@ -27,6 +27,8 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -43,11 +45,15 @@
 #include "insert.h"
 
 #define MQT_MAX_BYTES	255		/* of a topic or a pattern */
+#define MQT_PUBLISH		1		/* topic rights */
+#define MQT_SUBSCRIBE	2
 #define MQT_MAX_WORDS	(MQT_MAX_BYTES / 2 + 1)
 
 PG_FUNCTION_INFO_V1(mq_subscribe);
 PG_FUNCTION_INFO_V1(mq_unsubscribe);
 PG_FUNCTION_INFO_V1(mq_publish);
+PG_FUNCTION_INFO_V1(mq_grant_topic);
+PG_FUNCTION_INFO_V1(mq_revoke_topic);
 
 typedef enum MqtKind
 {
@@ -101,6 +107,10 @@ static int	mqt_nqueues = 0;
 static char **mqt_queues = NULL;	/* subscribed queues, in name order */
 static uint64 *mqt_stamp = NULL;	/* per queue: last publish that chose it */
 static uint64 mqt_publish_count = 0;
+static int	mqt_ngrants = 0;	/* mq.topic_privilege_catalog */
+static char **mqt_grant_prefix = NULL;
+static Oid *mqt_grant_role = NULL;
+static int *mqt_grant_mask = NULL;	/* MQT_PUBLISH | MQT_SUBSCRIBE */
 static HTAB *mqt_by_first = NULL;	/* patterns that start with a word */
 static HTAB *mqt_by_last = NULL;	/* start with a wildcard, end with a word */
 static List *mqt_others = NIL;	/* start and end with a wildcard */
@@ -360,6 +370,90 @@ mqt_index_add(HTAB *index, const MqtToken *t, MqtBinding *b)
  * the transaction, and a change committed after that snapshot sends an
  * invalidation that makes the cache stale again.
  */
+/* Topic rights into the cache (after the bindings, same snapshot rules). */
+static void
+mqt_load_grants(void)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext old;
+	int			rc;
+
+	if (plan == NULL)
+		plan = mq_prepare("SELECT prefix, grantee, privilege FROM mq.topic_privilege_catalog", 0, NULL);
+	rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, true, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not read topic privileges: %s", SPI_result_code_string(rc));
+	old = MemoryContextSwitchTo(mqt_cxt);
+	mqt_ngrants = (int) SPI_processed;
+	mqt_grant_prefix = palloc(Max(mqt_ngrants, 1) * sizeof(char *));
+	mqt_grant_role = palloc(Max(mqt_ngrants, 1) * sizeof(Oid));
+	mqt_grant_mask = palloc(Max(mqt_ngrants, 1) * sizeof(int));
+	for (int i = 0; i < mqt_ngrants; i++)
+	{
+		bool		isnull;
+		char	   *priv;
+
+		mqt_grant_prefix[i] = TextDatumGetCString(mq_spi_get(i, 1, &isnull));
+		mqt_grant_role[i] = DatumGetObjectId(mq_spi_get(i, 2, &isnull));
+		priv = TextDatumGetCString(mq_spi_get(i, 3, &isnull));
+		mqt_grant_mask[i] = strcmp(priv, "publish") == 0 ? MQT_PUBLISH : MQT_SUBSCRIBE;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static void mqt_load(void);
+
+/* The cache, up to date with what committed before this statement. */
+static void
+mqt_ensure_loaded(void)
+{
+	mqt_init();
+	AcceptInvalidationMessages();
+	if (!mqt_valid)
+		mqt_load();
+}
+
+/*
+ * Topic rights.  A topic's first word is its namespace: a role may publish
+ * topics, or subscribe with patterns, whose first word it was granted
+ * (mq.grant_topic).  A pattern that starts with a wildcard can match every
+ * namespace: only administrators subscribe with one.
+ */
+static bool
+mqt_may(Oid role, const char *word, int len, int right)
+{
+	if (mq_is_admin(role))
+		return true;
+	if (word == NULL)
+		return false;
+	for (int i = 0; i < mqt_ngrants; i++)
+		if ((mqt_grant_mask[i] & right) && strlen(mqt_grant_prefix[i]) == (size_t) len &&
+			memcmp(mqt_grant_prefix[i], word, len) == 0 &&
+			has_privs_of_role(role, mqt_grant_role[i]))
+			return true;
+	return false;
+}
+
+static void
+mqt_require(Oid role, const char *what, const char *word, int len, int right)
+{
+	if (mqt_may(role, word, len, right))
+		return;
+	if (word == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to subscribe with pattern \"%s\"", what),
+				 errdetail("A pattern that starts with a wildcard matches every topic; only administrators may use one.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s \"%s\"",
+					right == MQT_PUBLISH ? "publish to topic" : "subscribe with pattern",
+					what),
+			 errdetail("The right \"%s\" on topics starting with \"%.*s\" is required.",
+					   right == MQT_PUBLISH ? "publish" : "subscribe", len, word)));
+}
+
 static void
 mqt_load(void)
 {
@@ -384,6 +478,7 @@ mqt_load(void)
 	nrows = SPI_processed;
 
 	MemoryContextReset(mqt_cxt);
+	mqt_ngrants = 0;
 	mqt_nqueues = 0;
 	mqt_queues = NULL;
 	mqt_stamp = NULL;
@@ -424,6 +519,7 @@ mqt_load(void)
 	}
 	mqt_stamp = palloc0(Max(mqt_nqueues, 1) * sizeof(uint64));
 	MemoryContextSwitchTo(old);
+	mqt_load_grants();
 
 	/* an invalidation that came in while we read: use what we read, once */
 	mqt_valid = (mqt_inval_count == inval_before);
@@ -565,6 +661,9 @@ mq_subscribe(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	bool		created;
+	MqCall		call;
+	const char *words[MQT_MAX_WORDS];
+	int			lens[MQT_MAX_WORDS];
 
 	if (filter != NULL && !JB_ROOT_IS_OBJECT(filter))
 		ereport(ERROR,
@@ -572,9 +671,15 @@ mq_subscribe(PG_FUNCTION_ARGS)
 				 errmsg("filter must be a JSON object"),
 				 errdetail("A message is delivered when its headers contain the filter (headers @> filter), so arrays and scalars are not accepted.")));
 
-	mqt_init();
-	mq_connect();
-	(void) mq_queue_lookup(name, false);	/* 42P01, and no drop meanwhile */
+	mq_call_begin(&call);
+	/* 42P01, and no drop meanwhile */
+	mq_require_privilege(mq_queue_lookup(name, false), call.caller, MQ_PRIV_MANAGE);
+	mqt_ensure_loaded();
+	(void) mqt_split(pattern, true, words, lens);
+	if (strcmp(pattern, "#") == 0 || words[0][0] == '*' || words[0][0] == '#')
+		mqt_require(call.caller, pattern, NULL, 0, MQT_SUBSCRIBE);
+	else
+		mqt_require(call.caller, pattern, words[0], lens[0], MQT_SUBSCRIBE);
 	if (insert_plan == NULL)
 	{
 		Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
@@ -605,7 +710,7 @@ mq_subscribe(PG_FUNCTION_ARGS)
 		/* unsubscribed meanwhile: insert again */
 	}
 	mqt_subscriptions_changed();
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_BOOL(created);
 }
 
@@ -617,10 +722,21 @@ mq_unsubscribe(PG_FUNCTION_ARGS)
 	char	   *pattern = mqt_pattern_arg(fcinfo);
 	Datum		args[2];
 	bool		removed;
+	MqCall		call;
+
+	MqQueue    *q;
 
 	mqt_init();
-	mq_connect();
+	mq_call_begin(&call);
 	(void) mqt_subscriptions_relid();
+	q = mq_queue_lookup(name, true);
+	if (q == NULL)
+	{
+		/* no queue, no subscription of it */
+		mq_call_end(&call);
+		PG_RETURN_BOOL(false);
+	}
+	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
 	if (plan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
@@ -636,7 +752,7 @@ mq_unsubscribe(PG_FUNCTION_ARGS)
 	removed = (SPI_processed > 0);
 	if (removed)
 		mqt_subscriptions_changed();
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_BOOL(removed);
 }
 
@@ -653,6 +769,7 @@ mq_publish(PG_FUNCTION_ARGS)
 	TimestampTz now,
 				visible_at;
 	int			delivered = 0;
+	MqCall		call;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -677,14 +794,9 @@ mq_publish(PG_FUNCTION_ARGS)
 				 errmsg("delay must not be negative")));
 
 	/* subscriptions committed since the last statement count */
-	mqt_init();
-	AcceptInvalidationMessages();
-	if (!mqt_valid)
-	{
-		mq_connect();
-		mqt_load();
-		mq_finish();
-	}
+	mq_call_begin(&call);
+	mqt_ensure_loaded();
+	mqt_require(call.caller, topic, words[0], lens[0], MQT_PUBLISH);
 
 	/* the bindings that can match: by first word, by last word, the rest */
 	mqt_publish_count++;
@@ -696,7 +808,10 @@ mq_publish(PG_FUNCTION_ARGS)
 		mqt_consider(&pub, mqt_others);
 	}
 	if (pub.nchosen == 0)
+	{
+		mq_call_end(&call);
 		PG_RETURN_INT32(0);
+	}
 
 	/*
 	 * Deliver in queue-name order.  The names are copied: inserting can run
@@ -709,7 +824,6 @@ mq_publish(PG_FUNCTION_ARGS)
 	if (pub.headers == NULL)
 		pub.headers = mqt_copy_headers(pub.pub_headers, topic);
 
-	mq_connect();
 	now = mq_now();
 	visible_at = delay ? mq_add_interval(now, delay) : now;
 	for (int i = 0; i < pub.nchosen; i++)
@@ -727,6 +841,83 @@ mq_publish(PG_FUNCTION_ARGS)
 		mq_xact_count(mq_queue_shared(q), MQC_TOTAL_SENT, 1);
 		delivered++;
 	}
-	mq_finish();
+	mq_call_end(&call);
 	PG_RETURN_INT32(delivered);
+}
+
+/* ---- topic rights ------------------------------------------------------ */
+
+static Datum
+mqt_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
+{
+	static SPIPlanPtr grant_plan = NULL;
+	static SPIPlanPtr revoke_plan = NULL;
+	char	   *prefix;
+	Datum	   *privs;
+	bool	   *privnulls;
+	int			nprivs;
+	MqCall		call;
+
+	for (int i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", i == 0 ? "prefix" : i == 1 ? "role" : "privileges")));
+	prefix = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (prefix[0] == '\0' || strpbrk(prefix, ".*#") != NULL || strlen(prefix) > MQT_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid topic prefix \"%s\"", prefix),
+				 errdetail("A topic prefix is the first word of topics: no dots, no wildcards.")));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), TEXTOID, -1, false, TYPALIGN_INT,
+					  &privs, &privnulls, &nprivs);
+	for (int i = 0; i < nprivs; i++)
+	{
+		char	   *p = privnulls[i] ? NULL : TextDatumGetCString(privs[i]);
+
+		if (p == NULL || (strcmp(p, "publish") != 0 && strcmp(p, "subscribe") != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized topic privilege \"%s\"", p ? p : "NULL"),
+					 errhint("The topic privileges are publish and subscribe.")));
+	}
+
+	mq_call_begin(&call);
+	if (!mq_is_admin(call.caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s topic privileges", grant ? "grant" : "revoke"),
+				 errdetail("Only superusers and the owner of extension \"mq\" manage topic privileges.")));
+	if (grant_plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, REGROLEOID, TEXTOID};
+
+		grant_plan = mq_prepare("INSERT INTO mq.topic_privilege_catalog (prefix, grantee, privilege)"
+								" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, types);
+		revoke_plan = mq_prepare("DELETE FROM mq.topic_privilege_catalog WHERE prefix" OP("=") "$1"
+								 " AND grantee" OP("=") "$2 AND privilege" OP("=") "$3", 3, types);
+	}
+	for (int i = 0; i < nprivs; i++)
+	{
+		Datum		args[3] = {CStringGetTextDatum(prefix), PG_GETARG_DATUM(1), privs[i]};
+
+		if (mq_exec_plan(grant ? grant_plan : revoke_plan, args, NULL, false, 0) < 0)
+			elog(ERROR, "mq: could not change topic privileges");
+	}
+	mqt_init();
+	mqt_subscriptions_changed();
+	mq_call_end(&call);
+	PG_RETURN_VOID();
+}
+
+Datum
+mq_grant_topic(PG_FUNCTION_ARGS)
+{
+	return mqt_grant_or_revoke(fcinfo, true);
+}
+
+Datum
+mq_revoke_topic(PG_FUNCTION_ARGS)
+{
+	return mqt_grant_or_revoke(fcinfo, false);
 }

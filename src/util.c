@@ -9,10 +9,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "optimizer/cost.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -78,17 +80,90 @@ mq_finish(void)
  * call (which the plan cache would otherwise do for the LIMIT $n scans)
  * costs more than running them.
  */
+/*
+ * Run SPI work with search_path pinned to pg_catalog alone (no pg_temp):
+ * parse analysis then resolves nothing the caller set up, and a kept plan
+ * remembers this path when the plan cache re-analyzes it.  Every name mq
+ * writes is qualified anyway; this is the second lock on the door.
+ */
+typedef struct MqPinned
+{
+#if PG_VERSION_NUM >= 170000
+	int			nestlevel;
+#else
+	int			dummy;
+#endif
+} MqPinned;
+
+static void
+mq_pin_search_path(MqPinned *pin)
+{
+#if PG_VERSION_NUM >= 170000
+	pin->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+#else
+	OverrideSearchPath *path = GetOverrideSearchPath(CurrentMemoryContext);
+
+	path->schemas = NIL;
+	path->addCatalog = true;
+	path->addTemp = false;
+	PushOverrideSearchPath(path);
+#endif
+}
+
+static void
+mq_unpin_search_path(MqPinned *pin)
+{
+#if PG_VERSION_NUM >= 170000
+	AtEOXact_GUC(true, pin->nestlevel);
+#else
+	PopOverrideSearchPath();
+#endif
+}
+
 SPIPlanPtr
 mq_prepare(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	SPIPlanPtr	plan;
+	MqPinned	pin;
 
+	mq_pin_search_path(&pin);
+	PG_TRY();
+	{
+		plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	}
+	PG_FINALLY();
+	{
+		mq_unpin_search_path(&pin);
+	}
+	PG_END_TRY();
 	if (plan == NULL)
 		elog(ERROR, "mq: could not prepare \"%s\": %s", sql,
 			 SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "mq: could not keep plan");
 	return plan;
+}
+
+/* SPI_execute of a statement mq wrote, with the search_path pinned. */
+int
+mq_exec_sql(const char *sql, bool read_only, long count)
+{
+	MqPinned	pin;
+	int			rc;
+
+	mq_pin_search_path(&pin);
+	PG_TRY();
+	{
+		rc = SPI_execute(sql, read_only, count);
+	}
+	PG_FINALLY();
+	{
+		mq_unpin_search_path(&pin);
+	}
+	PG_END_TRY();
+	return rc;
 }
 
 /*

@@ -41,6 +41,8 @@ PGDLLEXPORT void mq_worker_main(Datum arg);
 
 int			mq_worker_naptime = 1000;
 
+static MqCall mqw_call;			/* the worker's work runs as the extension owner */
+
 static void
 mqw_begin(const char *activity)
 {
@@ -54,13 +56,13 @@ mqw_begin(const char *activity)
 		mq_worker_leave_no_extension();
 	}
 	pgstat_report_activity(STATE_RUNNING, activity);
-	mq_connect();
+	mq_call_begin(&mqw_call);
 }
 
 static void
 mqw_commit(void)
 {
-	mq_finish();
+	mq_call_end(&mqw_call);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -99,7 +101,7 @@ mqw_pass(bool maintain, MemoryContext pass_cxt)
 		foreach(lc, names)
 		{
 			mqw_begin("mq: maintenance");
-			handled += mq_maintain_queue(lfirst(lc), full);
+			handled += mq_maintain_queue(lfirst(lc), full, mqw_call.caller);
 			mqw_commit();
 			CHECK_FOR_INTERRUPTS();
 		}
