@@ -168,13 +168,29 @@ mq_catalog_relid(void)
 {
 	if (!OidIsValid(mqc_catalog_relid))
 	{
-		mqc_catalog_relid = get_relname_relid("queue_catalog", mqc_namespace());
-		if (!OidIsValid(mqc_catalog_relid))
+		Oid			relid = get_relname_relid("queue_catalog", mqc_namespace());
+
+		if (!OidIsValid(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("extension \"mq\" is not installed in this database")));
+		if (!mq_schema_current())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension \"mq\" in this database is older than its library"),
+					 errhint("Run ALTER EXTENSION mq UPDATE.")));
+		mqc_catalog_relid = relid;
 	}
 	return mqc_catalog_relid;
+}
+
+/* Whether the installed SQL objects are the ones this library needs (0.2). */
+bool
+mq_schema_current(void)
+{
+	Oid			nsp = get_namespace_oid("mq", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("privilege_catalog", nsp));
 }
 
 Oid

@@ -78,6 +78,7 @@ extern MqQueue *mq_queue_lookup(const char *name, bool missing_ok);
 extern MqQueueShared *mq_queue_shared(MqQueue *q);
 extern void mq_queue_cache_flush(void);
 extern Oid	mq_catalog_relid(void);
+extern bool mq_schema_current(void);
 extern Oid	mq_sequence_relid(void);
 extern void mq_catalog_changed(void);
 extern List *mq_all_queue_names(void);

@@ -43,7 +43,8 @@ int			mq_worker_naptime = 1000;
 
 static MqCall mqw_call;			/* the worker's work runs as the extension owner */
 
-static void
+/* Start a transaction for some work; false: nothing to do in this database yet. */
+static bool
 mqw_begin(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
@@ -56,7 +57,17 @@ mqw_begin(const char *activity)
 		mq_worker_leave_no_extension();
 	}
 	pgstat_report_activity(STATE_RUNNING, activity);
+	if (!mq_schema_current())
+		return false;			/* until ALTER EXTENSION mq UPDATE */
 	mq_call_begin(&mqw_call);
+	return true;
+}
+
+static void
+mqw_skip(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }
 
 static void
@@ -79,7 +90,12 @@ mqw_pass(bool maintain, MemoryContext pass_cxt)
 	int64		handled = 0;
 	List	   *names = NIL;
 
-	mqw_begin("mq: notifications");
+	if (!mqw_begin("mq: notifications"))
+	{
+		mqw_skip();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return 0;
+	}
 	mq_notify_send_pending();
 	if (maintain)
 	{
@@ -100,15 +116,23 @@ mqw_pass(bool maintain, MemoryContext pass_cxt)
 
 		foreach(lc, names)
 		{
-			mqw_begin("mq: maintenance");
+			if (!mqw_begin("mq: maintenance"))
+			{
+				mqw_skip();
+				continue;
+			}
 			handled += mq_maintain_queue(lfirst(lc), full, mqw_call.caller);
 			mqw_commit();
 			CHECK_FOR_INTERRUPTS();
 		}
-		mqw_begin("mq: saving totals");
-		mq_flush_totals();
-		mq_notify_send_pending();	/* what the promotions made ready */
-		mqw_commit();
+		if (mqw_begin("mq: saving totals"))
+		{
+			mq_flush_totals();
+			mq_notify_send_pending();	/* what the promotions made ready */
+			mqw_commit();
+		}
+		else
+			mqw_skip();
 	}
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
