@@ -97,24 +97,24 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_may_observe' LANGUAGE C STABLE STRICT;
 
 DROP VIEW mq.queues;
-CREATE VIEW mq.queues AS
+CREATE VIEW mq.queues WITH (security_barrier) AS
     SELECT queue, created_at, max_attempts, visibility_timeout, retry_delay,
            retry_delay_max, dead_letter_queue, retention, unlogged, owner
       FROM mq.queue_catalog
      WHERE mq._may_observe(queue);
 
-CREATE VIEW mq.queue_privileges AS
+CREATE VIEW mq.queue_privileges WITH (security_barrier) AS
     SELECT queue, grantee, privilege
       FROM mq.privilege_catalog
      WHERE mq._may_observe(queue);
 
-CREATE VIEW mq.dead_letters AS
+CREATE VIEW mq.dead_letters WITH (security_barrier) AS
     SELECT queue, id, message, headers, attempts, last_error, enqueued_at,
            dead_at, priority
       FROM mq.dead_letter_store
      WHERE mq._may_observe(queue);
 
-CREATE VIEW mq.archive AS
+CREATE VIEW mq.archive WITH (security_barrier) AS
     SELECT queue, id, message, headers, attempts, enqueued_at, archived_at
       FROM mq.archive_store
      WHERE mq._may_observe(queue);
@@ -149,7 +149,7 @@ CREATE VIEW mq.topic_privileges AS
 
 
 DROP VIEW mq.subscriptions;
-CREATE VIEW mq.subscriptions AS
+CREATE VIEW mq.subscriptions WITH (security_barrier) AS
     SELECT queue, pattern, filter, created_at
       FROM mq.subscription_catalog
      WHERE mq._may_observe(queue);
