@@ -24,10 +24,15 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "utils/acl.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "util.h"
 #include "shmem.h"
+#include "catalog.h"
 #include "launcher.h"
 #include "xact.h"
 #include "ddl.h"
@@ -137,6 +142,60 @@ mqd_stop_worker(const char *dbname, bool need_owner, bool need_createdb, bool te
 	mq_worker_stop_database(dbname);
 }
 
+/*
+ * DROP ROLE of a role that holds mq privileges or created queues in this
+ * database is refused, as PostgreSQL refuses to drop a role that objects
+ * depend on: mq stores roles by OID, and a dangling OID could one day name
+ * another role.  (Other databases are not visible from here: revoke there
+ * first.)
+ */
+static void
+mqd_check_drop_role(DropRoleStmt *stmt)
+{
+	ListCell   *lc;
+	MqCall		call;
+
+	if (!OidIsValid(get_extension_oid("mq", true)) || !mq_schema_current())
+		return;
+	mq_call_begin(&call);
+	foreach(lc, stmt->roles)
+	{
+		RoleSpec   *spec = lfirst(lc);
+		Oid			role;
+		char	   *sql;
+
+		if (spec->roletype != ROLESPEC_CSTRING)
+			continue;
+		role = get_role_oid(spec->rolename, true);
+		if (!OidIsValid(role))
+			continue;
+		sql = psprintf("SELECT (SELECT pg_catalog.string_agg(queue, ', ') FROM mq.queue_catalog"
+					   "         WHERE owner" OP("=") "%u::pg_catalog.regrole),"
+					   " EXISTS (SELECT FROM mq.privilege_catalog WHERE grantee" OP("=") "%u::pg_catalog.regrole)"
+					   " OR EXISTS (SELECT FROM mq.creator_catalog WHERE grantee" OP("=") "%u::pg_catalog.regrole)"
+					   " OR EXISTS (SELECT FROM mq.topic_privilege_catalog WHERE grantee" OP("=") "%u::pg_catalog.regrole)",
+					   role, role, role, role);
+		if (mq_exec_sql(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "mq: could not look up the privileges of role \"%s\"", spec->rolename);
+		{
+			bool		no_queues;
+			bool		isnull;
+			Datum		owned = mq_spi_get(0, 1, &no_queues);
+			bool		granted = DatumGetBool(mq_spi_get(0, 2, &isnull));
+
+			if (!no_queues || granted)
+				ereport(ERROR,
+						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+						 errmsg("role \"%s\" cannot be dropped because it holds mq privileges in this database",
+								spec->rolename),
+						 !no_queues ?
+						 errdetail("It created queues %s.", TextDatumGetCString(owned)) : 0,
+						 errhint("Drop its queues, or revoke its privileges with mq.revoke, mq.revoke_create and mq.revoke_topic, first.")));
+		}
+	}
+	mq_call_end(&call);
+}
+
 #if PG_VERSION_NUM >= 140000
 #define MQD_UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
 static void
@@ -156,6 +215,8 @@ mqd_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (IsA(parsetree, AlterSeqStmt))
 		mqd_check_alter_sequence((AlterSeqStmt *) parsetree);
+	else if (IsA(parsetree, DropRoleStmt))
+		mqd_check_drop_role((DropRoleStmt *) parsetree);
 	else if (IsA(parsetree, DropdbStmt))
 	{
 		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
