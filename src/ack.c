@@ -66,6 +66,7 @@ mq_ack(PG_FUNCTION_ARGS)
 	int64		n;
 	int			rc;
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
@@ -97,6 +98,7 @@ mq_ack_many(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message ids must be a one-dimensional array")));
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
@@ -128,6 +130,7 @@ mq_nack(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
@@ -183,6 +186,7 @@ mq_extend(PG_FUNCTION_ARGS)
 				 errmsg("visibility_timeout must be positive")));
 	vt = PG_GETARG_INTERVAL_P(2);
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);

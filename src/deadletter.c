@@ -43,6 +43,7 @@ mq_redrive(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_messages must be positive")));
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);

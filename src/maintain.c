@@ -110,6 +110,7 @@ mq_maintain(PG_FUNCTION_ARGS)
 	int64		touched;
 	MqCall		call;
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	touched = mq_maintain_pass(call.caller);
 	mq_call_end(&call);

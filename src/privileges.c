@@ -61,6 +61,7 @@ mqv_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 		(void) mq_privilege_from_name(TextDatumGetCString(privs[i]), false);
 	}
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
@@ -109,6 +110,7 @@ mqv_create_right(FunctionCallInfo fcinfo, bool grant)
 
 	mqv_not_null(fcinfo, 0, "role");
 	role = PG_GETARG_DATUM(0);
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	if (!mq_is_admin(call.caller))
 		ereport(ERROR,

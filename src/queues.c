@@ -215,6 +215,7 @@ mq_create_queue(PG_FUNCTION_ARGS)
 				 errmsg("invalid queue name \"\"")));
 	is_unlogged = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	(void) mq_catalog_relid();
 	mqq_require_create(call.caller);
@@ -265,6 +266,7 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	MqCall		call;
 
 	mqq_check_options(name, fcinfo);
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
@@ -324,6 +326,7 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 	char	   *lit;
 	MqCall		call;
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, true);
 	if (q == NULL)
@@ -360,6 +363,7 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 				waiting;
 	MqCall		call;
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);

@@ -178,6 +178,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	}
 
 	mq_srf_materialize(fcinfo);
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);

@@ -64,6 +64,7 @@ mq_send(PG_FUNCTION_ARGS)
 	mq_check_headers(m.headers);
 	mq_check_delay(delay);
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);
@@ -135,6 +136,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	mq_srf_materialize(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);

@@ -671,6 +671,7 @@ mq_subscribe(PG_FUNCTION_ARGS)
 				 errmsg("filter must be a JSON object"),
 				 errdetail("A message is delivered when its headers contain the filter (headers @> filter), so arrays and scalars are not accepted.")));
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	/* 42P01, and no drop meanwhile */
 	mq_require_privilege(mq_queue_lookup(name, false), call.caller, MQ_PRIV_MANAGE);
@@ -727,6 +728,7 @@ mq_unsubscribe(PG_FUNCTION_ARGS)
 	MqQueue    *q;
 
 	mqt_init();
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	(void) mqt_subscriptions_relid();
 	q = mq_queue_lookup(name, true);
@@ -794,6 +796,7 @@ mq_publish(PG_FUNCTION_ARGS)
 				 errmsg("delay must not be negative")));
 
 	/* subscriptions committed since the last statement count */
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	mqt_ensure_loaded();
 	mqt_require(call.caller, topic, words[0], lens[0], MQT_PUBLISH);
@@ -882,6 +885,7 @@ mqt_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 					 errhint("The topic privileges are publish and subscribe.")));
 	}
 
+	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	if (!mq_is_admin(call.caller))
 		ereport(ERROR,

@@ -10,11 +10,13 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "optimizer/cost.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -287,4 +289,24 @@ mq_queue_name_arg(FunctionCallInfo fcinfo, int argno)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("queue name must not be null")));
 	return mq_text_to_queue_name(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * Functions that change queues refuse to run on a standby, saying so
+ * (rather than failing later on the first write with a less helpful
+ * message).
+ */
+void
+mq_require_primary(FunctionCallInfo fcinfo)
+{
+	char	   *name;
+
+	if (!RecoveryInProgress())
+		return;
+	name = get_func_name(fcinfo->flinfo->fn_oid);
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("cannot run mq.%s on a standby", name ? name : "function"),
+			 errdetail("This server is in recovery: queues can be read (mq.metrics, the views) but not changed."),
+			 errhint("Connect to the primary, for instance with target_session_attrs=read-write.")));
 }

@@ -34,5 +34,6 @@ extern void mq_srf_materialize(FunctionCallInfo fcinfo);
 extern void mq_check_queue_name(const char *name);
 extern char *mq_text_to_queue_name(text *t);
 extern char *mq_queue_name_arg(FunctionCallInfo fcinfo, int argno);
+extern void mq_require_primary(FunctionCallInfo fcinfo);
 
 #endif							/* MQ_UTIL_H */

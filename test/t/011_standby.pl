@@ -120,6 +120,16 @@ check_standby('round 2', $primary_gauges);
 
 # Everything is replayed: stop the primary hard and promote the standby.
 $primary->stop('immediate');
+# Write functions on the standby say what the server is (issue 12): 25006.
+foreach my $call ("SELECT mq.send('sb', '1')", "SELECT * FROM mq.receive('sb')",
+	"SELECT mq.ack('sb', 1)", "SELECT mq.nack('sb', 1)", "SELECT mq.extend('sb', 1, '1 s')",
+	"SELECT mq.create_queue('other')", "SELECT mq.purge_queue('sb')", "SELECT mq.maintain()",
+	"SELECT mq.publish('a.b', '1')")
+{
+	my ($ret, $out, $err) = $standby->psql('postgres', "\\set VERBOSITY verbose\n$call");
+	like($err, qr/ERROR:  25006: cannot run mq\.\w+ on a standby/, "standby: $call raises 25006 naming the standby");
+}
+
 $standby->promote;
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 'f', 'the standby is promoted');
 
