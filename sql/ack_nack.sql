@@ -113,3 +113,41 @@ SELECT pg_temp.err($$SELECT mq.nack('a', NULL)$$);
 SELECT pg_temp.err($$SELECT mq.nack('a', 1, '-1 s')$$);
 SELECT pg_temp.err($$SELECT mq.nack('nope', 1)$$);
 SELECT mq.drop_queue('a');
+
+-- Receipts (issue 12): ack, nack and extend with the receipt of a delivery
+-- act only while that delivery holds the lease.
+SELECT mq.create_queue('fence', visibility_timeout => '100 milliseconds', retry_delay => '0');
+SELECT mq.send('fence', '"f"') > 0 AS sent;
+CREATE TEMP TABLE d1 AS SELECT id, receipt FROM mq.receive('fence');
+SELECT receipt ~ '^[0-9a-f]{16}$' AS receipt_is_opaque_hex FROM d1;
+SELECT pg_sleep(0.3);
+CREATE TEMP TABLE d2 AS SELECT id, receipt, attempt FROM mq.receive('fence');
+SELECT d2.attempt, d2.receipt <> d1.receipt AS new_receipt FROM d1, d2;
+-- the first delivery's late calls act on nothing
+SELECT mq.ack('fence', id, receipt) AS late_ack FROM d1;
+SELECT mq.nack('fence', id, receipt => receipt) AS late_nack FROM d1;
+DO $$ BEGIN
+  PERFORM mq.extend('fence', id, '1 minute', receipt) FROM d1;
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  RAISE NOTICE 'late extend refused: %', SQLSTATE;
+END $$;
+SELECT mq.ack('fence', ARRAY[id], ARRAY[receipt]) AS late_acks FROM d1;
+-- the current delivery's calls work
+SELECT mq.extend('fence', id, '1 minute', receipt) > now() AS extended FROM d2;
+SELECT mq.ack('fence', id, receipt) AS acked FROM d2;
+-- without a receipt (or with NULL), as before
+SELECT mq.send('fence', '"g"') > 0 AS sent;
+SELECT mq.ack('fence', id, NULL::text) AS unfenced_ack FROM mq.receive('fence');
+-- arrays: the receipts must match one for one
+SELECT mq.send_batch('fence', ARRAY['1', '2']::jsonb[]) > 0 AS sent;
+CREATE TEMP TABLE d3 AS SELECT id, receipt FROM mq.receive('fence', 2);
+SELECT mq.ack('fence', array_agg(id), array_agg(receipt)) AS acked FROM d3;
+SELECT mq.ack('fence', ARRAY[1, 2]::bigint[], ARRAY['0000000000000000']);
+SELECT mq.ack('fence', ARRAY[1]::bigint[], ARRAY[NULL]::text[]);
+-- a pop has no lease and no receipt
+SELECT mq.send('fence', '"p"') > 0 AS sent;
+SELECT receipt IS NULL AS no_receipt FROM mq.pop('fence');
+-- malformed receipts
+SELECT mq.ack('fence', 1, 'zz');
+SELECT mq.ack('fence', 1, '0123456789ABCDEF');
+SELECT mq.drop_queue('fence');

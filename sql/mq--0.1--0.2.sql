@@ -169,6 +169,44 @@ BEGIN
 END
 $$;
 
+-- Receipts (fenced ack, nack, extend): a column of every wait table, of
+-- mq.message, and the functions that take one.
+DO $$
+DECLARE
+    q record;
+BEGIN
+    FOR q IN SELECT queue FROM mq.queue_catalog LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN receipt pg_catalog.int8',
+                                  'w_' OPERATOR(pg_catalog.||) q.queue);
+    END LOOP;
+END
+$$;
+ALTER TYPE mq.message ADD ATTRIBUTE receipt text;
+
+CREATE FUNCTION mq.ack(queue text, id bigint, receipt text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_ack' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.ack(queue text, ids bigint[], receipts text[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_ack_many' LANGUAGE C VOLATILE;
+
+DROP FUNCTION mq.nack(text, bigint, interval, text);
+CREATE FUNCTION mq.nack(
+    queue text,
+    id bigint,
+    delay interval DEFAULT NULL,
+    error text DEFAULT NULL,
+    receipt text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_nack' LANGUAGE C VOLATILE;
+
+DROP FUNCTION mq.extend(text, bigint, interval);
+CREATE FUNCTION mq.extend(queue text, id bigint, visibility_timeout interval,
+                          receipt text DEFAULT NULL)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'mq_extend' LANGUAGE C VOLATILE;
+
 -- Every function checks the caller's privileges on the queue it touches
 -- (mq.grant); the tables are for the extension's owner alone.
 REVOKE ALL ON ALL TABLES IN SCHEMA mq FROM PUBLIC;
@@ -184,8 +222,9 @@ GRANT EXECUTE ON FUNCTION
     mq.send_batch(text, jsonb[], jsonb[], interval, integer),
     mq.receive(text, integer, interval, interval),
     mq.ack(text, bigint), mq.ack(text, bigint[]),
-    mq.nack(text, bigint, interval, text),
-    mq.extend(text, bigint, interval),
+    mq.ack(text, bigint, text), mq.ack(text, bigint[], text[]),
+    mq.nack(text, bigint, interval, text, text),
+    mq.extend(text, bigint, interval, text),
     mq.pop(text, integer),
     mq.redrive(text, integer),
     mq.metrics(text), mq.metrics(), mq.metrics_prometheus(), mq.maintain(),

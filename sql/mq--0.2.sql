@@ -105,7 +105,8 @@ CREATE TYPE mq.message AS (
     attempt     integer,
     enqueued_at timestamptz,
     visible_at  timestamptz,
-    priority    integer
+    priority    integer,
+    receipt     text        -- names this delivery: ack, nack, extend take it
 );
 
 -- Privileges --------------------------------------------------------------
@@ -267,15 +268,26 @@ CREATE FUNCTION mq.ack(queue text, ids bigint[])
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mq_ack_many' LANGUAGE C VOLATILE;
 
+-- Fenced: only while that delivery still holds the lease.
+CREATE FUNCTION mq.ack(queue text, id bigint, receipt text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_ack' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION mq.ack(queue text, ids bigint[], receipts text[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_ack_many' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION mq.nack(
     queue text,
     id bigint,
     delay interval DEFAULT NULL,
-    error text DEFAULT NULL)
+    error text DEFAULT NULL,
+    receipt text DEFAULT NULL)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_nack' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION mq.extend(queue text, id bigint, visibility_timeout interval)
+CREATE FUNCTION mq.extend(queue text, id bigint, visibility_timeout interval,
+                          receipt text DEFAULT NULL)
 RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'mq_extend' LANGUAGE C VOLATILE;
 
@@ -395,8 +407,9 @@ GRANT EXECUTE ON FUNCTION
     mq.send_batch(text, jsonb[], jsonb[], interval, integer),
     mq.receive(text, integer, interval, interval),
     mq.ack(text, bigint), mq.ack(text, bigint[]),
-    mq.nack(text, bigint, interval, text),
-    mq.extend(text, bigint, interval),
+    mq.ack(text, bigint, text), mq.ack(text, bigint[], text[]),
+    mq.nack(text, bigint, interval, text, text),
+    mq.extend(text, bigint, interval, text),
     mq.pop(text, integer),
     mq.redrive(text, integer),
     mq.metrics(text), mq.metrics(), mq.metrics_prometheus(), mq.maintain(),

@@ -36,6 +36,41 @@ mqa_id_arg(FunctionCallInfo fcinfo)
 	return PG_GETARG_INT64(1);
 }
 
+/* The optional receipt of argument argno; false if absent or NULL. */
+static bool
+mqa_receipt_arg(FunctionCallInfo fcinfo, int argno, int64 *receipt)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return false;
+	*receipt = mq_receipt_parse(PG_GETARG_TEXT_PP(argno));
+	return true;
+}
+
+/* Receipts (text[]) as an int8[] of as many elements as there are ids. */
+static ArrayType *
+mqa_receipts_arg(ArrayType *receipts, int nids)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(receipts, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n != nids || ARR_NDIM(receipts) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ids and receipts arrays have different lengths"),
+				 errdetail("There are %d ids and %d receipts.", nids, n)));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("receipts must not contain null")));
+		elems[i] = Int64GetDatum(mq_receipt_parse(DatumGetTextPP(elems[i])));
+	}
+	return construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
 /* Count what an ack plan deleted; returns the number of rows. */
 static int64
 mqa_count_acked(MqQueue *q)
@@ -60,17 +95,20 @@ Datum
 mq_ack(PG_FUNCTION_ARGS)
 {
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
-	Datum		id = Int64GetDatum(mqa_id_arg(fcinfo));
+	int64		receipt = 0;
+	Datum		args[2] = {Int64GetDatum(mqa_id_arg(fcinfo)), 0};
+	bool		fenced = mqa_receipt_arg(fcinfo, 2, &receipt);
 	MqQueue    *q;
 	MqCall		call;
 	int64		n;
 	int			rc;
 
+	args[1] = Int64GetDatum(receipt);
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
-	rc = mq_plan_run(q, MQP_ACK, &id, NULL, false, 0);
+	rc = mq_plan_run(q, fenced ? MQP_ACK_RECEIPT : MQP_ACK, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
@@ -82,7 +120,8 @@ Datum
 mq_ack_many(PG_FUNCTION_ARGS)
 {
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
-	Datum		ids;
+	Datum		args[2];
+	bool		fenced = false;
 	MqQueue    *q;
 	MqCall		call;
 	int64		n;
@@ -92,17 +131,24 @@ mq_ack_many(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("message ids must not be null")));
-	ids = PG_GETARG_DATUM(1);
-	if (ARR_NDIM(DatumGetArrayTypeP(ids)) > 1)
+	args[0] = PG_GETARG_DATUM(1);
+	if (ARR_NDIM(DatumGetArrayTypeP(args[0])) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message ids must be a one-dimensional array")));
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+	{
+		args[1] = PointerGetDatum(mqa_receipts_arg(PG_GETARG_ARRAYTYPE_P(2),
+												   ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(args[0])),
+																  ARR_DIMS(DatumGetArrayTypeP(args[0])))));
+		fenced = true;
+	}
 
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
-	rc = mq_plan_run(q, MQP_ACK_MANY, &ids, NULL, false, 0);
+	rc = mq_plan_run(q, fenced ? MQP_ACK_MANY_RECEIPT : MQP_ACK_MANY, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "mq: ack failed: %s", SPI_result_code_string(rc));
 	n = mqa_count_acked(q);
@@ -120,7 +166,10 @@ mq_nack(PG_FUNCTION_ARGS)
 	MqQueue    *q;
 	MqCall		call;
 	MqQueueShared *qs;
-	Datum		arg = Int64GetDatum(id);
+	int64		receipt = 0;
+	bool		fenced = mqa_receipt_arg(fcinfo, 4, &receipt);
+	Datum		args[2] = {Int64GetDatum(id), Int64GetDatum(fenced ? receipt : 0)};
+	char		nulls[2] = {' ', fenced ? ' ' : 'n'};
 	int32		attempt;
 	bool		isnull;
 	bool		leased;
@@ -135,7 +184,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_RECEIVE);
 	qs = mq_queue_shared(q);
-	if (mq_plan_run(q, MQP_NACK_LOCK, &arg, NULL, false, 1) != SPI_OK_SELECT)
+	if (mq_plan_run(q, MQP_NACK_LOCK, args, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: nack lookup failed");
 	if (SPI_processed == 0)
 	{
@@ -156,10 +205,10 @@ mq_nack(PG_FUNCTION_ARGS)
 	{
 		TimestampTz vt = mq_add_interval(mq_slot_note_wait(qs),
 										 delay ? delay : mq_backoff(q, attempt));
-		Datum		args[3] = {arg, TimestampTzGetDatum(vt), PointerGetDatum(error)};
-		char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
+		Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(vt), PointerGetDatum(error)};
+		char		rnulls[3] = {' ', ' ', error ? ' ' : 'n'};
 
-		if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE)
+		if (mq_plan_run(q, MQP_RETRY, rargs, rnulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "mq: nack failed");
 		mq_xact_note_due(qs, vt);
 		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
@@ -177,7 +226,10 @@ mq_extend(PG_FUNCTION_ARGS)
 	Interval   *vt;
 	MqQueue    *q;
 	MqCall		call;
-	Datum		args[2];
+	int64		receipt = 0;
+	bool		fenced = mqa_receipt_arg(fcinfo, 3, &receipt);
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', fenced ? ' ' : 'n'};
 	TimestampTz until;
 
 	if (PG_ARGISNULL(2) || !mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
@@ -193,12 +245,15 @@ mq_extend(PG_FUNCTION_ARGS)
 	until = mq_add_interval(mq_slot_note_wait(mq_queue_shared(q)), vt);
 	args[0] = Int64GetDatum(id);
 	args[1] = TimestampTzGetDatum(until);
-	if (mq_plan_run(q, MQP_EXTEND, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	args[2] = Int64GetDatum(fenced ? receipt : 0);
+	if (mq_plan_run(q, MQP_EXTEND, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "mq: extend failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("message " INT64_FORMAT " of queue \"%s\" is not in flight", id, name),
+				 fenced ?
+				 errdetail("Its lease ended, or it was acked, or it was never received, or the receipt is not that of its current lease.") :
 				 errdetail("Its lease ended, or it was acked, or it was never received.")));
 	mq_call_end(&call);
 	PG_RETURN_TIMESTAMPTZ(until);

@@ -102,13 +102,17 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 					appendStringInfoString(&sql, " ORDER BY r.priority DESC, r.seq");
 				appendStringInfoString(&sql,
 									   " LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING " READY_COLS ")");
+				/*
+				 * A lease's receipt: a random base per statement ($5),
+				 * xor the row's seq, so that every delivery has its own.
+				 */
 				if (lease)
 					appendStringInfo(&sql,
-									 " INSERT INTO %s (vt, leased, " READY_COLS ")"
-									 " SELECT $2, true, seq, id, priority, attempt" OP("+") "1,"
+									 " INSERT INTO %s (vt, leased, receipt, " READY_COLS ")"
+									 " SELECT $2, true, $5" OP("#") "seq, seq, id, priority, attempt" OP("+") "1,"
 									 " enqueued_at, message, headers, dedup_key, last_error FROM moved"
 									 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
-									 " dedup_key, last_error", W);
+									 " dedup_key, last_error, receipt", W);
 				else
 				{
 					appendStringInfo(&sql,
@@ -122,38 +126,62 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 										 qname);
 					appendStringInfoString(&sql,
 										   " SELECT id, message, headers, attempt" OP("+") "1, enqueued_at, $2,"
-										   " priority, seq, dedup_key, last_error FROM moved");
+										   " priority, seq, dedup_key, last_error, NULL::pg_catalog.int8 FROM moved");
 				}
-				*nargs = lane ? 4 : 2;
+				/* $3, $4: the lane; $5: the receipt base (leases only) */
+				*nargs = lease ? 5 : lane ? 4 : 2;
 				types[0] = INT4OID;
 				types[1] = TIMESTAMPTZOID;
 				types[2] = INT4OID;
 				types[3] = INT8OID;
+				types[4] = INT8OID;
 				break;
 			}
 		case MQP_ACK:
 		case MQP_ACK_MANY:
+		case MQP_ACK_RECEIPT:
+		case MQP_ACK_MANY_RECEIPT:
+			if (kind == MQP_ACK || kind == MQP_ACK_MANY)
+				appendStringInfo(&sql,
+								 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "%s"
+								 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key),",
+								 W, kind == MQP_ACK ? "$1" : "ANY ($1)");
+			else if (kind == MQP_ACK_RECEIPT)
+				appendStringInfo(&sql,
+								 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "$1 AND leased"
+								 " AND receipt" OP("=") "$2"
+								 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key),",
+								 W);
+			else
+				appendStringInfo(&sql,
+								 "WITH gone AS (DELETE FROM %s w USING ROWS FROM (pg_catalog.unnest($1),"
+								 " pg_catalog.unnest($2)) AS u(id, receipt)"
+								 " WHERE w.id" OP("=") "u.id AND w.leased AND w.receipt" OP("=") "u.receipt"
+								 " RETURNING w.id, w.leased, w.message, w.headers, w.attempt, w.enqueued_at,"
+								 " w.dedup_key),", W);
 			appendStringInfo(&sql,
-							 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "%s"
-							 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key),"
 							 " keys AS (DELETE FROM mq.dedup_keys k USING gone g"
 							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
 							 " AND k.id" OP("=") "g.id)",
-							 W, kind == MQP_ACK ? "$1" : "ANY ($1)", qname);
+							 qname);
 			if (q->has_retention)
 				appendStringInfo(&sql,
 								 ", arch AS (INSERT INTO mq.archive_store (queue, id, message, headers, attempts, enqueued_at)"
 								 " SELECT %s, id, message, headers, attempt, enqueued_at FROM gone)",
 								 qname);
 			appendStringInfoString(&sql, " SELECT leased FROM gone");
-			*nargs = 1;
-			types[0] = kind == MQP_ACK ? INT8OID : INT8ARRAYOID;
+			*nargs = (kind == MQP_ACK || kind == MQP_ACK_MANY) ? 1 : 2;
+			types[0] = (kind == MQP_ACK || kind == MQP_ACK_RECEIPT) ? INT8OID : INT8ARRAYOID;
+			types[1] = kind == MQP_ACK_RECEIPT ? INT8OID : INT8ARRAYOID;
 			break;
 		case MQP_NACK_LOCK:
+			/* $2: the receipt, or NULL */
 			appendStringInfo(&sql,
-							 "SELECT attempt, leased FROM %s WHERE id" OP("=") "$1 FOR UPDATE", W);
-			*nargs = 1;
+							 "SELECT attempt, leased AND ($2 IS NULL OR receipt" OP("=") "$2)"
+							 " FROM %s WHERE id" OP("=") "$1 FOR UPDATE", W);
+			*nargs = 2;
 			types[0] = INT8OID;
+			types[1] = INT8OID;
 			break;
 		case MQP_RETRY:
 			appendStringInfo(&sql,
@@ -166,10 +194,12 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_EXTEND:
 			appendStringInfo(&sql,
-							 "UPDATE %s SET vt = $2 WHERE id" OP("=") "$1 AND leased RETURNING vt", W);
-			*nargs = 2;
+							 "UPDATE %s SET vt = $2 WHERE id" OP("=") "$1 AND leased"
+							 " AND ($3 IS NULL OR receipt" OP("=") "$3) RETURNING vt", W);
+			*nargs = 3;
 			types[0] = INT8OID;
 			types[1] = TIMESTAMPTZOID;
+			types[2] = INT8OID;
 			break;
 		case MQP_DEAD_TAKE:
 			appendStringInfo(&sql,

@@ -172,7 +172,8 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	 * by vt (promotion).
 	 */
 	appendStringInfo(&sql,
-					 "CREATE %sTABLE %s (vt pg_catalog.timestamptz NOT NULL, leased pg_catalog.bool NOT NULL, %s,"
+					 "CREATE %sTABLE %s (vt pg_catalog.timestamptz NOT NULL, leased pg_catalog.bool NOT NULL,"
+					 " receipt pg_catalog.int8, %s,"
 					 " PRIMARY KEY (id))"
 					 " WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,"
 					 " autovacuum_vacuum_threshold = 1000);"

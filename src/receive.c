@@ -78,8 +78,8 @@ mqr_emit(FunctionCallInfo fcinfo, MqTaken *taken, int n)
 
 	for (int i = 0; i < n; i++)
 	{
-		Datum		values[7];
-		bool		nulls[7] = {false, false, false, false, false, false, false};
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
 		if (taken[i].dead)
 			continue;
@@ -91,6 +91,8 @@ mqr_emit(FunctionCallInfo fcinfo, MqTaken *taken, int n)
 		values[4] = TimestampTzGetDatum(taken[i].enqueued_at);
 		values[5] = TimestampTzGetDatum(taken[i].visible_at);
 		values[6] = Int32GetDatum(taken[i].priority);
+		nulls[7] = taken[i].receipt_null;
+		values[7] = nulls[7] ? (Datum) 0 : PointerGetDatum(mq_receipt_text(taken[i].receipt));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }

@@ -128,6 +128,7 @@ mqt_collect(MqTaken *taken, int n, MemoryContext mcxt)
 		t->visible_at = DatumGetTimestampTz(mq_spi_get(i, 6, &isnull));
 		t->priority = DatumGetInt32(mq_spi_get(i, 7, &isnull));
 		t->seq = mq_spi_int8(i, 8);
+		t->receipt = DatumGetInt64(mq_spi_get(i, 11, &t->receipt_null));
 		t->dead = false;
 	}
 	MemoryContextSwitchTo(old);
@@ -147,6 +148,7 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 	int			nlanes = 0;
 	int			n = 0;
 	bool		use_lanes;
+	Datum		receipt_base = Int64GetDatum((int64) mq_random_u64());
 
 	use_lanes = mq_queue_lanes(q, qs, lanes, &nlanes) && !IsolationUsesXactSnapshot();
 	if (use_lanes)
@@ -156,7 +158,7 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 
 		for (int i = 0; i < nlanes && n < quantity; i++)
 		{
-			Datum		args[4];
+			Datum		args[5];
 			int			rc;
 			int			first = n;
 			uint64		max_seq = 0;
@@ -165,6 +167,7 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			args[1] = TimestampTzGetDatum(visible_at);
 			args[2] = Int32GetDatum(lanes[i].priority);
 			args[3] = Int64GetDatum((int64) lanes[i].head);
+			args[4] = receipt_base;
 			mq_xact_lane_scan_begin(qs, lanes[i].priority, lanes[i].head,
 									lanes[i].generation, cap);
 			rc = mq_plan_run(q, kind, args, NULL, false, 0);
@@ -184,11 +187,12 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 	}
 	else
 	{
-		Datum		args[2];
+		Datum		args[5] = {0, 0, 0, 0, 0};
 		int			rc;
 
 		args[0] = Int32GetDatum(quantity);
 		args[1] = TimestampTzGetDatum(visible_at);
+		args[4] = receipt_base;
 		/* no heads to keep: any abort sends every lane back to the start */
 		mq_xact_all_lanes_back(qs);
 		rc = mq_plan_run(q, lease ? MQP_LEASE_ANY : MQP_POP_ANY, args, NULL, false, 0);

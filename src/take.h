@@ -22,6 +22,8 @@ typedef struct MqTaken
 	TimestampTz visible_at;
 	int32		priority;
 	int64		seq;
+	int64		receipt;		/* of a lease */
+	bool		receipt_null;	/* a pop has none */
 	bool		dead;			/* past max_attempts: dead-lettered instead */
 } MqTaken;
 

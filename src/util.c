@@ -10,6 +10,9 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#endif
 #include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -309,4 +312,47 @@ mq_require_primary(FunctionCallInfo fcinfo)
 			 errmsg("cannot run mq.%s on a standby", name ? name : "function"),
 			 errdetail("This server is in recovery: queues can be read (mq.metrics, the views) but not changed."),
 			 errhint("Connect to the primary, for instance with target_session_attrs=read-write.")));
+}
+
+/* Uniform over 64 bits. */
+uint64
+mq_random_u64(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return pg_prng_uint64(&pg_global_prng_state);
+#else
+	return ((uint64) random() << 42) ^ ((uint64) random() << 21) ^ (uint64) random();
+#endif
+}
+
+/* ---- receipts ----------------------------------------------------------- */
+
+/*
+ * A receipt names one delivery of a message (src/plans.c makes it): shown
+ * as 16 hexadecimal digits, opaque to users.
+ */
+text *
+mq_receipt_text(int64 receipt)
+{
+	char		buf[17];
+
+	snprintf(buf, sizeof(buf), "%016" INT64_MODIFIER "x", (uint64) receipt);
+	return cstring_to_text(buf);
+}
+
+int64
+mq_receipt_parse(text *t)
+{
+	char	   *s = text_to_cstring(t);
+	uint64		v = 0;
+	size_t		len = strlen(s);
+
+	if (len != 16 || strspn(s, "0123456789abcdef") != 16)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid receipt \"%s\"", s),
+				 errdetail("A receipt is the value mq.receive returned in the column receipt.")));
+	for (size_t i = 0; i < len; i++)
+		v = (v << 4) | (uint64) (s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10);
+	return (int64) v;
 }
