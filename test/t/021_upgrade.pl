@@ -502,6 +502,7 @@ is(sql(q{SELECT rolsuper FROM pg_roles WHERE rolname = 'tenant'}), 'f', 'tenant 
 # or leave nothing of it that runs: after the update, ANALYZE (as autovacuum
 # does), sends, receives, acks and maintain by the superuser must not make
 # tenant a superuser.
+sql(q{ALTER ROLE tenant NOSUPERUSER});    # each part on its own, whatever happened above
 for my $db (@variants)
 {
 	($rc, $out, $err) = try_sql("ALTER EXTENSION mq UPDATE", undef, $db);
