@@ -4,10 +4,17 @@
 
 \echo Use "ALTER EXTENSION mq UPDATE TO '0.2'" to load this file. \quit
 
--- A queue table that runs code of its own (a trigger, a rule, a policy) or
--- has a column of a type outside pg_catalog (a domain put first on someone's
--- search_path when the queue was made) would run that code as the
--- extension's owner from now on: refuse to update until it is removed.
+-- A queue table that runs code of its own (a trigger, a rule, a policy, a
+-- CHECK or foreign-key constraint, a column default or generated column, an
+-- index or statistics expression, a child table, which all run as whoever
+-- writes or analyzes the table) or has a column of a type outside
+-- pg_catalog (a domain put first on someone's search_path when the queue
+-- was made) would run that code as the extension's owner from now on: 0.1
+-- queue tables belong to the roles that created them, who could attach all
+-- of that.  Refuse to update until it is removed.  Likewise for objects
+-- other roles made in schema mq (0.1 gave queue creators CREATE on it): a
+-- function there can capture calls of mq's functions (mq.grant(text, text,
+-- text[]) beats mq.grant(text, regrole, text[]) for quoted literals).
 DO $$
 DECLARE
     bad text;
@@ -20,13 +27,80 @@ BEGIN
        AND (EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT t.tgisinternal)
             OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid)
             OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                        WHERE (k.conrelid OPERATOR(pg_catalog.=) c.oid AND k.contype OPERATOR(pg_catalog.<>) 'p')
+                           OR k.confrelid OPERATOR(pg_catalog.=) c.oid)
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid
+                          AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext x WHERE x.stxrelid OPERATOR(pg_catalog.=) c.oid)
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h
+                        WHERE h.inhparent OPERATOR(pg_catalog.=) c.oid OR h.inhrelid OPERATOR(pg_catalog.=) c.oid)
             OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
                         WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
-                          AND ty.typnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace));
+                          AND NOT a.attisdropped
+                          AND (ty.typnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
+                               OR a.atthasdef OR a.attgenerated OPERATOR(pg_catalog.<>) '')));
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'queue tables % have triggers, rules, policies or column types of their own', bad
+        RAISE EXCEPTION 'queue tables % have triggers, rules, policies, constraints, defaults, expression indexes, statistics, child tables or column types of their own', bad
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Remove them (or drop and recreate those queues), then update again.';
+    END IF;
+
+    -- Objects in schema mq that are neither part of the extension nor a
+    -- queue table (or one of its indexes), owned by roles that are neither
+    -- superusers nor the extension's owner.
+    WITH queue_tables AS (
+        SELECT c.oid FROM pg_catalog.pg_class c JOIN mq.queue_catalog q
+            ON c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['q_' OPERATOR(pg_catalog.||) q.queue, 'w_' OPERATOR(pg_catalog.||) q.queue])
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace),
+    objects (classid, objid, owner) AS (
+        SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, c.relowner FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+           AND c.oid OPERATOR(pg_catalog.<>) ALL (SELECT oid FROM queue_tables)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                            WHERE i.indexrelid OPERATOR(pg_catalog.=) c.oid
+                              AND i.indrelid OPERATOR(pg_catalog.=) ANY (SELECT oid FROM queue_tables))
+        UNION ALL
+        SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, p.proowner FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+        UNION ALL
+        SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid, t.typowner FROM pg_catalog.pg_type t
+         WHERE t.typnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+           AND t.typrelid OPERATOR(pg_catalog.=) 0 AND t.typcategory OPERATOR(pg_catalog.<>) 'A'
+        UNION ALL
+        SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, o.oprowner FROM pg_catalog.pg_operator o
+         WHERE o.oprnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+        UNION ALL
+        SELECT 'pg_catalog.pg_collation'::pg_catalog.regclass, l.oid, l.collowner FROM pg_catalog.pg_collation l
+         WHERE l.collnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+        UNION ALL
+        SELECT 'pg_catalog.pg_conversion'::pg_catalog.regclass, v.oid, v.conowner FROM pg_catalog.pg_conversion v
+         WHERE v.connamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+        UNION ALL
+        SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, x.oid, x.stxowner FROM pg_catalog.pg_statistic_ext x
+         WHERE x.stxnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+        UNION ALL
+        SELECT 'pg_catalog.pg_ts_config'::pg_catalog.regclass, f.oid, f.cfgowner FROM pg_catalog.pg_ts_config f
+         WHERE f.cfgnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+        UNION ALL
+        SELECT 'pg_catalog.pg_ts_dict'::pg_catalog.regclass, d.oid, d.dictowner FROM pg_catalog.pg_ts_dict d
+         WHERE d.dictnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace)
+    SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(o.classid, o.objid, 0)
+                                 OPERATOR(pg_catalog.||) ' (owner ' OPERATOR(pg_catalog.||) r.rolname::pg_catalog.text
+                                 OPERATOR(pg_catalog.||) ')', ', ') INTO bad
+      FROM objects o JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) o.owner
+     WHERE NOT r.rolsuper
+       AND r.oid OPERATOR(pg_catalog.<>) (SELECT x.extowner FROM pg_catalog.pg_extension x
+                                            WHERE x.extname OPERATOR(pg_catalog.=) 'mq')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                        WHERE e.classid OPERATOR(pg_catalog.=) o.classid AND e.objid OPERATOR(pg_catalog.=) o.objid
+                          AND e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                          AND e.deptype OPERATOR(pg_catalog.=) 'e');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "mq" holds objects of other roles: %', bad
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Move them to another schema or drop them, then update again: from 0.2 on, schema mq holds only what mq makes.';
     END IF;
 END
 $$;
@@ -96,8 +170,8 @@ CREATE FUNCTION mq._may_observe(queue text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_may_observe' LANGUAGE C STABLE STRICT;
 
-DROP VIEW mq.queues;
-CREATE VIEW mq.queues WITH (security_barrier) AS
+-- CREATE OR REPLACE (not DROP): views of users may be built on these.
+CREATE OR REPLACE VIEW mq.queues WITH (security_barrier) AS
     SELECT queue, created_at, max_attempts, visibility_timeout, retry_delay,
            retry_delay_max, dead_letter_queue, retention, unlogged, owner
       FROM mq.queue_catalog
@@ -148,8 +222,7 @@ CREATE VIEW mq.topic_privileges AS
       FROM mq.topic_privilege_catalog;
 
 
-DROP VIEW mq.subscriptions;
-CREATE VIEW mq.subscriptions WITH (security_barrier) AS
+CREATE OR REPLACE VIEW mq.subscriptions WITH (security_barrier) AS
     SELECT queue, pattern, filter, created_at
       FROM mq.subscription_catalog
      WHERE mq._may_observe(queue);
@@ -165,6 +238,34 @@ BEGIN
                 AND grantee OPERATOR(pg_catalog.<>) 'PUBLIC' LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA mq FROM %I', r.grantee);
         EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA mq FROM %I', r.grantee);
+    END LOOP;
+END
+$$;
+
+-- 0.1 needed CREATE on schema mq to create queues, and administrators gave
+-- grants on queues made later through default privileges in schema mq:
+-- from now on mq alone creates objects there, and grants nothing by default.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT a.grantee FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+              WHERE n.nspname OPERATOR(pg_catalog.=) 'mq'
+                AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+                AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner LOOP
+        EXECUTE pg_catalog.format('REVOKE CREATE ON SCHEMA mq FROM %s CASCADE',
+            CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
+    END LOOP;
+    FOR r IN SELECT pg_catalog.pg_get_userbyid(d.defaclrole) AS owner, d.defaclobjtype AS kind, a.grantee
+               FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
+              WHERE d.defaclnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace LOOP
+        EXECUTE pg_catalog.format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA mq REVOKE ALL ON %s FROM %s CASCADE',
+            r.owner,
+            CASE r.kind WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'
+                        WHEN 'T' THEN 'TYPES' END,
+            CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
     END LOOP;
 END
 $$;

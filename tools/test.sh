@@ -7,7 +7,10 @@
 #   1. pg_regress      the Makefile's REGRESS list (`make installcheck`,
 #                      with its REGRESS_OPTS: temp instance + test/mq.conf)
 #   2. isolation       every test/isolation/specs/*.spec
-#   3. TAP             prove over every test/t/*.pl
+#   3. TAP             prove over every test/t/*.pl (with MQ_SRCDIR, the
+#                      copy, and MQ_REPO_ROOT, this tree: the copy has no
+#                      .git, and t/021_upgrade.pl builds mq 0.1 from git
+#                      history)
 #   4. bench smoke     bash bench/run.sh --smoke, if bench/run.sh exists
 # Counted: one per pg_regress test, one per isolation spec, one per TAP
 # assertion, one for the bench smoke (a failing build/install counts as one
@@ -247,7 +250,7 @@ else
     TAP_ENV=(TESTDIR="$T/test" PGPORT=65432
              PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
              PERL5LIB="$PGXS_DIR/src/test/perl${PERL5LIB:+:$PERL5LIB}"
-             MQ_SRCDIR="$T")
+             MQ_SRCDIR="$T" MQ_REPO_ROOT="$MQ_ROOT")
     [ -n "${TEMP_CONFIG:-}" ] && TAP_ENV+=(TEMP_CONFIG="$TEMP_CONFIG")
     rm -rf "$T/test/tmp_check"
     TAP_PASS=0
