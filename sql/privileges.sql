@@ -570,6 +570,17 @@ BEGIN
     DELETE FROM mq.privilege_catalog WHERE grantee::oid NOT IN (SELECT oid FROM pg_roles);
 END $$;
 
+-- ===== default privileges of the extension's owner ========================
+-- A queue's tables never keep grants that the owner's default privileges
+-- would give them.
+ALTER DEFAULT PRIVILEGES GRANT SELECT, DELETE ON TABLES TO regress_mq_plain;
+SELECT mq.create_queue('pr_defacl');
+SELECT relname, relacl IS NULL OR NOT EXISTS (
+         SELECT FROM aclexplode(relacl) a WHERE a.grantee <> relowner) AS owner_only
+  FROM pg_class WHERE relname IN ('q_pr_defacl', 'w_pr_defacl') ORDER BY 1;
+SELECT pg_temp.try('regress_mq_plain', 'SELECT count(*) FROM mq.q_pr_defacl');
+ALTER DEFAULT PRIVILEGES REVOKE SELECT, DELETE ON TABLES FROM regress_mq_plain;
+
 -- ===== clean up ===========================================================
 SELECT queue, mq.drop_queue(queue) FROM mq.queue_catalog WHERE queue LIKE 'pr%' ORDER BY queue;
 SELECT count(mq.revoke_topic('privtest', oid::regrole, '{publish,subscribe}'))

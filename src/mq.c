@@ -43,18 +43,19 @@ _PG_init(void)
 								1024, 1, 1000000,
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
-		DefineCustomBoolVariable("mq.worker_enabled",
-								 "Runs the mq background workers.",
-								 "Without them, mq.maintain() does their work when called.",
-								 &mq_worker_enabled, true, PGC_SIGHUP, 0,
-								 NULL, NULL, NULL);
-		DefineCustomIntVariable("mq.worker_naptime",
-								"Time between two maintenance passes of an mq worker.",
-								NULL, &mq_worker_naptime, 1000, 10, 3600 * 1000,
-								PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 		mq_shmem_init();
 		mq_launcher_init();
 	}
+	/* defined without preload too, so that postgresql.conf may set them */
+	DefineCustomBoolVariable("mq.worker_enabled",
+							 "Runs the mq background workers.",
+							 "Without them, mq.maintain() does their work when called.",
+							 &mq_worker_enabled, true, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("mq.worker_naptime",
+							"Time between two maintenance passes of an mq worker.",
+							NULL, &mq_worker_naptime, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("mq.notify",
 							 "Sends NOTIFY mq_<queue> after commits that make messages ready.",
 							 "The background worker sends them, coalesced; needs shared_preload_libraries.",

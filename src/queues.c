@@ -18,6 +18,7 @@
 #include "commands/extension.h"
 #include "utils/lsyscache.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -135,6 +136,40 @@ mqq_depend_on_extension(const char *prefix, const char *name)
 	recordDependencyOn(&table, &ext, DEPENDENCY_AUTO);
 }
 
+/*
+ * A new table gets the grants of its owner's default privileges (ALTER
+ * DEFAULT PRIVILEGES without IN SCHEMA): mq's tables are for its owner
+ * alone, so take them back.
+ */
+static void
+mqq_revoke_default_grants(const char *table)
+{
+	char	   *sql = psprintf("SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c,"
+							   " pg_catalog.aclexplode(c.relacl) a"
+							   " WHERE c.oid" OP("=") "%s::pg_catalog.regclass"
+							   " AND a.grantee" OP("<>") "c.relowner",
+							   quote_literal_cstr(table));
+	List	   *grantees = NIL;
+	ListCell   *lc;
+
+	mqq_exec(sql, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		grantees = lappend_oid(grantees, DatumGetObjectId(mq_spi_get(i, 1, &isnull)));
+	}
+	foreach(lc, grantees)
+	{
+		Oid			role = lfirst_oid(lc);
+
+		mqq_exec(psprintf("REVOKE ALL ON %s FROM %s", table,
+						  role == InvalidOid ? "PUBLIC" :
+						  quote_identifier(GetUserNameFromId(role, false))),
+				 SPI_OK_UTILITY);
+	}
+}
+
 static void
 mqq_create_tables(const char *name, bool is_unlogged)
 {
@@ -186,6 +221,8 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	mqq_depend_on_extension("w_", name);
 	snprintf(rel, sizeof(rel), "q_%s", name);
 	mq_xact_created_queue(get_relname_relid(rel, get_namespace_oid("mq", false)));
+	mqq_revoke_default_grants(R);
+	mqq_revoke_default_grants(W);
 }
 
 Datum
