@@ -12,6 +12,7 @@ PGFILEDESC = "mq - message queues for PostgreSQL"
 OBJS = \
 	src/util.o \
 	src/shmem.o \
+	src/deliveries.o \
 	src/catalog.o \
 	src/wait.o \
 	src/launcher.o \

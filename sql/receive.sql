@@ -38,7 +38,7 @@ SELECT array_agg((message->>'i')::int) FROM mq.receive('r', 10);
 SELECT array_agg((message->>'i')::int) FROM mq.receive('r', 10);
 SELECT count(*) FROM mq.receive('r', 10);
 
--- a rolled-back receive gives the messages back, attempt unchanged
+-- a rolled-back receive gives the messages back; the delivery counted as an attempt
 SELECT mq.purge_queue('r') >= 0;
 SELECT count(*) FROM mq.send_batch('r', ARRAY['{"i": 1}', '{"i": 2}', '{"i": 3}']::jsonb[]);
 BEGIN;

@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "shmem.h"
+#include "deliveries.h"
 #include "launcher.h"
 #include "notify.h"
 #include "xact.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 		mq_shmem_init();
+		mq_deliveries_init();
 		mq_launcher_init();
 	}
 	/* defined without preload too, so that postgresql.conf may set them */

@@ -192,6 +192,12 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[1] = TIMESTAMPTZOID;
 			types[2] = TEXTOID;
 			break;
+		case MQP_SET_ATTEMPT:
+			appendStringInfo(&sql, "UPDATE %s SET attempt = $2 WHERE id" OP("=") "$1", W);
+			*nargs = 2;
+			types[0] = INT8OID;
+			types[1] = INT4OID;
+			break;
 		case MQP_EXTEND:
 			appendStringInfo(&sql,
 							 "UPDATE %s SET vt = $2 WHERE id" OP("=") "$1 AND leased"

@@ -32,6 +32,7 @@
 #include "xact.h"
 #include "plans.h"
 #include "take.h"
+#include "deliveries.h"
 #include "retry.h"
 #include "promote.h"
 
@@ -68,6 +69,28 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		m.attempt = taken[i].attempt - 1;
 		mq_xact_count(qs, MQC_TOTAL_ACKED, -1);
 		mq_dead_letter(q, &m, mq_now());
+	}
+}
+
+/*
+ * A delivery of one of these messages that ended in an abort (src/deliveries.c)
+ * was an attempt too: this one counts after it.
+ */
+static void
+mqr_count_aborted_deliveries(MqQueue *q, MqTaken *taken, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		int32		aborted = mq_deliveries_take(q->ready_relid, taken[i].id);
+		Datum		args[2];
+
+		if (aborted < taken[i].attempt)
+			continue;
+		taken[i].attempt = aborted + 1;
+		args[0] = Int64GetDatum(taken[i].id);
+		args[1] = Int32GetDatum(taken[i].attempt);
+		if (mq_plan_run(q, MQP_SET_ATTEMPT, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "mq: could not count the attempts of message " INT64_FORMAT, taken[i].id);
 	}
 }
 
@@ -115,24 +138,47 @@ mqr_quantity_arg(FunctionCallInfo fcinfo)
 	return quantity;
 }
 
-/* One look: promote what is due, then take up to quantity messages. */
+/*
+ * One look: promote what is due, then take up to quantity messages.  A
+ * message past its attempts is dead-lettered, not delivered, and the look
+ * takes the next one in its place (a few times at most), so that a poison
+ * message does not hide the messages behind it.
+ */
 static int
 mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
 			  MqTaken *taken, MemoryContext mcxt)
 {
-	TimestampTz now;
-	int			n;
+	int			n = 0;
 
 	mq_promote_due(q, false);
+	for (int round = 0; round < 4 && n < quantity; round++)
+	{
+		TimestampTz now;
+		int			got;
+		int			kept = 0;
 
-	/* leases are wait rows: publish the clock before computing their vt */
-	if (lease)
-		(void) mq_slot_note_wait(mq_queue_shared(q));
-	now = mq_now();
-	n = mq_take_ready(q, lease, quantity,
-				 lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now,
-				 taken, mcxt);
-	mqr_enforce_max_attempts(q, lease, taken, n);
+		/* leases are wait rows: publish the clock before computing their vt */
+		if (lease)
+			(void) mq_slot_note_wait(mq_queue_shared(q));
+		now = mq_now();
+		got = mq_take_ready(q, lease, quantity - n,
+							lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now,
+							taken + n, mcxt);
+		if (lease)
+			mqr_count_aborted_deliveries(q, taken + n, got);
+		mqr_enforce_max_attempts(q, lease, taken + n, got);
+		for (int i = n; i < n + got; i++)
+		{
+			if (taken[i].dead)
+				continue;
+			if (lease)
+				mq_deliveries_note(q->ready_relid, taken[i].id, taken[i].attempt);
+			taken[n + kept++] = taken[i];
+		}
+		n += kept;
+		if (kept == got)
+			break;				/* nothing was dead-lettered: that was all */
+	}
 	return n;
 }
 

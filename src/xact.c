@@ -20,6 +20,7 @@
 #include "wait.h"
 #include "launcher.h"
 #include "notify.h"
+#include "deliveries.h"
 #include "xact.h"
 
 /* What one transaction did to one queue. */
@@ -83,6 +84,7 @@ static TransactionId mqx_xid = InvalidTransactionId;	/* read before commit */
 typedef struct MqSubSave
 {
 	SubTransactionId subid;
+	uint32		delivery_mark;	/* where the journal of deliveries stood */
 	int			nqueues;
 	int64	   *deltas;			/* nqueues * MQC_NUM */
 } MqSubSave;
@@ -481,6 +483,7 @@ mqx_callback(XactEvent event, void *arg)
 			mqx_queues = NIL;
 			mqx_subsaves = NIL;
 			mqx_ddl_end(true);
+			mq_deliveries_end(0, false);
 			mq_slot_clear();
 			mq_worker_at_commit(true);
 			mqx_xid = InvalidTransactionId;
@@ -492,6 +495,7 @@ mqx_callback(XactEvent event, void *arg)
 			mqx_queues = NIL;
 			mqx_subsaves = NIL;
 			mqx_ddl_end(false);
+			mq_deliveries_end(0, true);
 			mq_slot_clear();
 			mq_worker_at_commit(false);
 			mqx_xid = InvalidTransactionId;
@@ -510,6 +514,7 @@ mqx_sub_start(SubTransactionId subid)
 	int			i = 0;
 
 	save->subid = subid;
+	save->delivery_mark = mq_deliveries_mark();
 	save->nqueues = list_length(mqx_queues);
 	save->deltas = save->nqueues ? palloc(sizeof(int64) * MQC_NUM * save->nqueues) : NULL;
 	foreach(lc, mqx_queues)
@@ -548,6 +553,10 @@ mqx_sub_abort(SubTransactionId subid)
 	MqSubSave  *save = mqx_sub_pop(subid);
 	ListCell   *lc;
 	int			i = 0;
+
+	/* what it delivered comes back: those deliveries were attempts */
+	if (save)
+		mq_deliveries_end(save->delivery_mark, true);
 
 	foreach(lc, mqx_queues)
 	{

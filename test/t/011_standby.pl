@@ -138,7 +138,7 @@ sub on_new { return $standby->safe_psql('postgres', $_[0]); }
 is( on_new(
 		"SELECT string_agg(message->>'n', ',' ORDER BY ord)
 		   FROM mq.receive('sb', 100) WITH ORDINALITY AS r(id, message, headers, attempt,
-		        enqueued_at, visible_at, priority, ord)"),
+		        enqueued_at, visible_at, priority, receipt, ord)"),
 	'6,7,8,2,3,4,5,9,10',
 	'after promotion every ready message is received: priority 7 first, then priority 0 in send order');
 is(on_new("SELECT count(*) FROM mq.receive('sb', 100)"), '0', 'a second receive finds nothing more');
