@@ -17,21 +17,21 @@
 #include "miscadmin.h"
 
 #include "shmem.h"
-#include "launcher.h"
 #include "notify.h"
 
 bool		mq_notify_enabled = true;
 
-/* At commit: messages became ready in this queue. */
-void
+/*
+ * At commit: messages became ready in this queue.  True for the first mark
+ * since the worker's last pass: the caller wakes the worker then.
+ */
+bool
 mq_notify_mark(MqQueueShared *qs)
 {
 	if (!mq_notify_enabled || qs == NULL)
-		return;
-	/* only the first mark since the worker's last pass wakes it */
-	if (pg_atomic_read_u32(&qs->notify_pending) == 0 &&
-		pg_atomic_exchange_u32(&qs->notify_pending, 1) == 0)
-		mq_worker_wake(qs->key.dboid);
+		return false;
+	return pg_atomic_read_u32(&qs->notify_pending) == 0 &&
+		pg_atomic_exchange_u32(&qs->notify_pending, 1) == 0;
 }
 
 /* In the worker's transaction: one NOTIFY per marked queue. */

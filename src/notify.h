@@ -11,7 +11,7 @@
 #include "shmem.h"
 
 extern bool mq_notify_enabled;
-extern void mq_notify_mark(MqQueueShared *qs);
+extern bool mq_notify_mark(MqQueueShared *qs);
 extern void mq_notify_send_pending(void);
 
 #endif							/* MQ_NOTIFY_H */

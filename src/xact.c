@@ -390,14 +390,15 @@ mqx_commit(MqXactQueue *xq)
 		if (xq->deltas[i] != 0)
 			pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
 
-	/* messages became ready: wake blocked receivers, owe a NOTIFY */
+	/*
+	 * Messages became ready: wake blocked receivers, owe a NOTIFY (the
+	 * first one owed since the worker's last pass wakes the worker).
+	 */
 	if (xq->deltas[MQC_READY] > 0)
-	{
 		mq_wait_wake(qs, xq->deltas[MQC_READY]);
-		mq_notify_mark(qs);
-	}
-	else if (xq->deltas[MQC_TOTAL_SENT] > 0)
-		mq_notify_mark(qs);
+	if ((xq->deltas[MQC_READY] > 0 || xq->deltas[MQC_TOTAL_SENT] > 0) &&
+		mq_notify_mark(qs))
+		mq_worker_wake(qs->key.dboid);
 
 	/*
 	 * A promotion that ran while our wait rows were invisible to it may
