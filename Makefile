@@ -52,9 +52,14 @@ include $(PGXS)
 $(OBJS): $(wildcard src/*.h)
 
 # The two commands of the README.  Both install what is missing first.
-.PHONY: demo test bench
+.PHONY: demo test bench demo-ha
 demo:
 	@bash $(srcdir)/tools/demo.sh
+
+# A failover drill on pg_auto_failover (README, "High availability"); run
+# by hand, not part of `make test`.
+demo-ha:
+	@bash $(srcdir)/tools/demo-ha.sh
 
 test:
 	@bash $(srcdir)/tools/test.sh
