@@ -116,12 +116,19 @@ mqm_collect(const char *name, Oid caller, MemoryContext mcxt)
 		MemoryContext old;
 		Interval   *age = NULL;
 		bool		has_age;
+		bool		unreadable;
 
 		if (q == NULL || !mq_has_privilege(q, caller, MQ_PRIV_OBSERVE))
 			continue;			/* dropped meanwhile, or not the caller's to see */
 		/* a reader does without an entry if there is no room for one */
 		qs = mq_shared_queue(q->ready_relid, q->name, true);
-		has_age = mqm_oldest_ready(q, qs, now, &age);
+
+		/*
+		 * On a standby an unlogged queue's tables cannot be read (and hold
+		 * nothing: unlogged tables are not replicated): it shows as empty.
+		 */
+		unreadable = q->is_unlogged && RecoveryInProgress();
+		has_age = !unreadable && mqm_oldest_ready(q, qs, now, &age);
 
 		old = MemoryContextSwitchTo(mcxt);
 		row = palloc0(sizeof(MqMetricsRow));
@@ -134,7 +141,9 @@ mqm_collect(const char *name, Oid caller, MemoryContext mcxt)
 		}
 		MemoryContextSwitchTo(old);
 
-		if (mq_ensure_gauges(q, qs))
+		if (unreadable)
+			memset(row->values, 0, sizeof(int64) * MQ_NUM_GAUGES);
+		else if (mq_ensure_gauges(q, qs))
 		{
 			for (int i = 0; i < MQ_NUM_GAUGES; i++)
 				row->values[i] = (int64) pg_atomic_read_u64(&qs->counters[i]);
