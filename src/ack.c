@@ -122,6 +122,8 @@ mq_nack(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
+	if (delay)
+		mq_check_interval_max("delay", delay);
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);
@@ -175,6 +177,7 @@ mq_extend(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("visibility_timeout must be positive")));
 	vt = PG_GETARG_INTERVAL_P(2);
+	mq_check_interval_max("visibility_timeout", vt);
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);

@@ -41,6 +41,8 @@ mq_check_delay(Interval *delay)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
+	if (delay != NULL)
+		mq_check_interval_max("delay", delay);
 }
 
 Datum

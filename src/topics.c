@@ -675,6 +675,8 @@ mq_publish(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
+	if (delay != NULL)
+		mq_check_interval_max("delay", delay);
 
 	/* subscriptions committed since the last statement count */
 	mqt_init();
