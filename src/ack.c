@@ -172,7 +172,11 @@ mq_extend(PG_FUNCTION_ARGS)
 	Datum		args[2];
 	TimestampTz until;
 
-	if (PG_ARGISNULL(2) || !mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("visibility_timeout must not be null")));
+	if (!mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("visibility_timeout must be positive")));
