@@ -1,7 +1,8 @@
 -- limits: every limit listed in the README's "Limits" section is enforced
 -- with a clear error, and no accepted value can later make a queue fail.
 -- Issue 11: item 4 (interval bounds, retry_delay_max >= retry_delay,
--- max_attempts bound, dead-letter cycles, dead-letter hops).
+-- max_attempts bound, dead-letter cycles, dead-letter hops), item 6 (dedup
+-- key length).
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
@@ -121,6 +122,16 @@ END $$;
 SELECT queue, message, headers->'mq_dead_letter'->'hops' AS hops
   FROM mq.dead_letters WHERE queue LIKE 'loop%';
 SELECT sum(ready + in_flight + delayed) AS left_in_queues FROM mq.metrics() WHERE queue LIKE 'loop%';
+
+-- ---- issue 11, item 6: a dedup key has at most 512 bytes -----------------
+SELECT mq.create_queue('lim_dedup');
+-- 6400 bytes that do not compress: a btree size error before, now a clear one
+SELECT pg_temp.err($$SELECT mq.send('lim_dedup', '{}', dedup_key =>
+         (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 200) i))$$);
+SELECT pg_temp.err($$SELECT mq.send('lim_dedup', '{}', dedup_key => repeat('k', 513))$$);
+SELECT mq.send('lim_dedup', '{"n": 1}', dedup_key => repeat('k', 512))
+     = mq.send('lim_dedup', '{"n": 2}', dedup_key => repeat('k', 512)) AS one_message_for_512_bytes;
+SELECT ready, total_sent FROM mq.metrics('lim_dedup');
 
 SELECT count(*) FILTER (WHERE mq.drop_queue(queue)) AS dropped
   FROM mq.queues WHERE queue ~ '^(lim|cyc|hop|loop)';

@@ -64,6 +64,12 @@ mq_send(PG_FUNCTION_ARGS)
 	mq_check_message(m.message);
 	mq_check_headers(m.headers);
 	mq_check_delay(delay);
+	if (m.dedup_key != NULL && VARSIZE_ANY_EXHDR(m.dedup_key) > MQ_DEDUP_KEY_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dedup_key is too long"),
+				 errdetail("A dedup key has at most %d bytes; this one has %zu.",
+						   MQ_DEDUP_KEY_MAX, (size_t) VARSIZE_ANY_EXHDR(m.dedup_key))));
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);

@@ -15,6 +15,7 @@
 #define MQ_QUEUE_NAME_MAX	48
 #define MQ_MAX_QUANTITY		10000
 #define MQ_INTERVAL_MAX_YEARS 100	/* of every interval argument */
+#define MQ_DEDUP_KEY_MAX	512		/* bytes */
 
 /* An operator that the caller's search_path cannot redirect. */
 #define OP(x) " OPERATOR(pg_catalog." x ") "
