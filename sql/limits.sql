@@ -2,7 +2,7 @@
 -- with a clear error, and no accepted value can later make a queue fail.
 -- Issue 11: item 4 (interval bounds, retry_delay_max >= retry_delay,
 -- max_attempts bound, dead-letter cycles, dead-letter hops), item 6 (dedup
--- key length).
+-- key length), item 7 (reserved header names).
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
@@ -132,6 +132,25 @@ SELECT pg_temp.err($$SELECT mq.send('lim_dedup', '{}', dedup_key => repeat('k', 
 SELECT mq.send('lim_dedup', '{"n": 1}', dedup_key => repeat('k', 512))
      = mq.send('lim_dedup', '{"n": 2}', dedup_key => repeat('k', 512)) AS one_message_for_512_bytes;
 SELECT ready, total_sent FROM mq.metrics('lim_dedup');
+
+-- ---- issue 11, item 7: the header names mq sets are reserved -------------
+SELECT mq.create_queue('lim_hdr');
+SELECT pg_temp.err($$SELECT mq.send('lim_hdr', '{}', headers => '{"mq_dead_letter": {"queue": "payments", "id": 1}}')$$);
+SELECT pg_temp.err($$SELECT mq.send('lim_hdr', '{}', headers => '{"topic": "orders.eu.paid"}')$$);
+SELECT pg_temp.err($$SELECT mq.send('lim_hdr', '{}', headers => '{"a": 1, "mq_other": 2}')$$);
+SELECT pg_temp.err($$SELECT mq.send_batch('lim_hdr', ARRAY['{}', '{}']::jsonb[],
+                                          ARRAY['{"a": 1}', '{"topic": "x"}']::jsonb[])$$);
+SELECT pg_temp.err($$SELECT mq.send_batch('lim_hdr', ARRAY['{}']::jsonb[],
+                                          ARRAY['{"mq_dead_letter": 1}']::jsonb[])$$);
+SELECT pg_temp.err($$SELECT mq.publish('lim.hdr', '{}', headers => '{"mq_dead_letter": {"queue": "x"}}')$$);
+-- nested keys and other spellings belong to the sender
+SELECT mq.send('lim_hdr', '{}', headers => '{"meta": {"topic": "t", "mq_dead_letter": 1}, "Topic": 1, "mq": 2}') > 0 AS sent;
+-- nothing forged reached the queue
+SELECT count(*) AS forged FROM mq.q_lim_hdr WHERE headers ? 'topic' OR headers ? 'mq_dead_letter' OR headers ? 'mq_other';
+-- publish sets "topic" itself, replacing one it is given
+SELECT mq.subscribe('lim_hdr', 'lim.#');
+SELECT mq.publish('lim.hdr', '{"p": 1}', headers => '{"topic": "forged", "a": 1}');
+SELECT headers FROM mq.q_lim_hdr WHERE message = '{"p": 1}';
 
 SELECT count(*) FILTER (WHERE mq.drop_queue(queue)) AS dropped
   FROM mq.queues WHERE queue ~ '^(lim|cyc|hop|loop)';

@@ -670,7 +670,7 @@ mq_publish(PG_FUNCTION_ARGS)
 				 errmsg("message must not be null")));
 	message = PG_GETARG_JSONB_P(1);
 	pub.pub_headers = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
-	mq_check_headers(pub.pub_headers);
+	mq_check_headers(pub.pub_headers, true);
 	if (delay != NULL && mq_interval_negative(delay))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
