@@ -2,7 +2,7 @@
 -- with a clear error, and no accepted value can later make a queue fail.
 -- Issue 11: item 4 (interval bounds, retry_delay_max >= retry_delay,
 -- max_attempts bound, dead-letter cycles, dead-letter hops), item 6 (dedup
--- key length), item 7 (reserved header names).
+-- key length), item 7 (reserved header names), item 11 (retention '0').
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
@@ -151,6 +151,17 @@ SELECT count(*) AS forged FROM mq.q_lim_hdr WHERE headers ? 'topic' OR headers ?
 SELECT mq.subscribe('lim_hdr', 'lim.#');
 SELECT mq.publish('lim.hdr', '{"p": 1}', headers => '{"topic": "forged", "a": 1}');
 SELECT headers FROM mq.q_lim_hdr WHERE message = '{"p": 1}';
+
+-- ---- issue 11, item 11: retention '0' is no retention, in create and alter
+SELECT mq.create_queue('lim_ret_create', retention => '0');
+SELECT mq.create_queue('lim_ret_alter', retention => '1 hour');
+SELECT mq.alter_queue('lim_ret_alter', retention => '0');
+SELECT queue, retention FROM mq.queues WHERE queue LIKE 'lim_ret%' ORDER BY queue;
+-- an acked message of either is deleted, not archived
+SELECT mq.send('lim_ret_create', '{}') > 0 AS sent, mq.send('lim_ret_alter', '{}') > 0 AS sent;
+SELECT mq.ack('lim_ret_create', id) FROM mq.receive('lim_ret_create');
+SELECT mq.ack('lim_ret_alter', id) FROM mq.receive('lim_ret_alter');
+SELECT count(*) AS archived FROM mq.archive WHERE queue LIKE 'lim_ret%';
 
 SELECT count(*) FILTER (WHERE mq.drop_queue(queue)) AS dropped
   FROM mq.queues WHERE queue ~ '^(lim|cyc|hop|loop)';

@@ -309,6 +309,9 @@ mq_create_queue(PG_FUNCTION_ARGS)
 	nulls[0] = ' ';
 	nulls[7] = ' ';
 	args[7] = BoolGetDatum(is_unlogged);
+	/* a zero retention is none, as in alter_queue */
+	if (!PG_ARGISNULL(6) && !mq_interval_positive(PG_GETARG_INTERVAL_P(6)))
+		nulls[6] = 'n';
 	if (mq_exec_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "mq: could not insert into the queue catalog");
 	created = (SPI_processed == 1);
