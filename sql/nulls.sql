@@ -1,8 +1,9 @@
 -- nulls: what a NULL in each argument of each mq function does, exactly as
 -- the README documents it function by function (issue 11, item 5; the NULL
--- element of ack's array is item 12).  "needed" arguments raise 22004; the
--- others mean what their default means; drop_queue and purge_queue are
--- STRICT (their install script says so and is released): NULL in, NULL out.
+-- element of ack's array and the oldest age of an empty queue are item
+-- 12).  "needed" arguments raise 22004; the others mean what their default
+-- means; drop_queue and purge_queue are STRICT (their install script says
+-- so and is released): NULL in, NULL out.
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN EXECUTE q INTO r; RETURN coalesce('ok: ' || r, 'ok: NULL');
@@ -52,6 +53,9 @@ SELECT pg_temp.err($$SELECT mq.ack(NULL, 1::bigint)::text$$);
 SELECT pg_temp.err($$SELECT mq.ack('nl', NULL::bigint)::text$$);
 SELECT pg_temp.err($$SELECT mq.ack(NULL, ARRAY[1]::bigint[])::text$$);
 SELECT pg_temp.err($$SELECT mq.ack('nl', NULL::bigint[])::text$$);
+-- issue 11, item 12: a NULL id in the array is an error, not skipped
+SELECT pg_temp.err(format($$SELECT mq.ack('nl', ARRAY[%s, NULL])::text$$, :lid));
+SELECT count(*) AS still_in_flight FROM mq.w_nl WHERE leased;
 SELECT pg_temp.err($$SELECT mq.nack(NULL, 1)::text$$);
 SELECT pg_temp.err($$SELECT mq.nack('nl', NULL)::text$$);
 SELECT pg_temp.err($$SELECT mq.extend(NULL, 1, '1 minute')::text$$);
@@ -77,5 +81,15 @@ SELECT message, headers FROM mq.q_nl WHERE message = '{"n": 4}';
 
 -- metrics: the queue is needed
 SELECT pg_temp.err($$SELECT count(*)::text FROM mq.metrics(NULL)$$);
+-- issue 11, item 12: an empty queue's oldest ready age is NULL in mq.metrics
+-- and has no sample in metrics_prometheus (no data, not 0 seconds); its
+-- other gauges are there
+SELECT mq.create_queue('nl_empty');
+SELECT queue, ready, oldest_ready_age IS NULL AS no_age FROM mq.metrics()
+ WHERE queue IN ('nl', 'nl_empty') ORDER BY queue;
+SELECT regexp_replace(line, '} [0-9.]+$', '} N') AS sample
+  FROM regexp_split_to_table(mq.metrics_prometheus(), E'\n') line
+ WHERE line ~ '^mq_(ready|oldest_ready_age_seconds)\{queue="nl(_empty)?"\}'
+ ORDER BY 1;
 
-SELECT mq.drop_queue('nl'), mq.drop_queue('nl_dlq'), mq.drop_queue('nl_c');
+SELECT mq.drop_queue('nl'), mq.drop_queue('nl_dlq'), mq.drop_queue('nl_c'), mq.drop_queue('nl_empty');

@@ -93,6 +93,10 @@ mq_ack_many(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message ids must be a one-dimensional array")));
+	if (array_contains_nulls(DatumGetArrayTypeP(ids)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message ids must not contain nulls")));
 
 	mq_connect();
 	q = mq_queue_lookup(name, false);

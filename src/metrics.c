@@ -210,16 +210,16 @@ mqm_family(StringInfo buf, List *rows, const char *metric, const char *type,
 		if (counter >= 0)
 			appendStringInfo(buf, "%s{queue=\"%s\"} " INT64_FORMAT "\n",
 							 metric, row->queue, row->values[counter]);
-		else
+		else if (row->has_age)
 		{
-			float8		secs = 0;
+			float8		secs;
 
-			if (row->has_age)
-				secs = DatumGetFloat8(DirectFunctionCall2(interval_part,
-														  CStringGetTextDatum("epoch"),
-														  IntervalPGetDatum(row->oldest_ready_age)));
+			secs = DatumGetFloat8(DirectFunctionCall2(interval_part,
+													  CStringGetTextDatum("epoch"),
+													  IntervalPGetDatum(row->oldest_ready_age)));
 			appendStringInfo(buf, "%s{queue=\"%s\"} %.3f\n", metric, row->queue, secs);
 		}
+		/* nothing ready: no sample, as mq.metrics has NULL (no data, not 0) */
 	}
 }
 
