@@ -37,7 +37,7 @@ OBJS = \
 
 DATA = sql/mq--0.1.sql
 
-REGRESS = queues send receive ack_nack deadletter metrics errors topics limits nulls
+REGRESS = queues send receive ack_nack deadletter metrics errors topics limits nulls failing
 REGRESS_OPTS = --temp-config=$(srcdir)/test/mq.conf --temp-instance=tmp_check_regress --inputdir=$(srcdir)
 
 PG_CONFIG ?= pg_config

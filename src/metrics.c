@@ -110,7 +110,8 @@ mqm_collect(const char *name, MemoryContext mcxt)
 
 	foreach(lc, names)
 	{
-		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
+		bool		damaged;
+		MqQueue    *q = mq_queue_lookup_intact(lfirst(lc), &damaged);
 		MqQueueShared *qs;
 		MqMetricsRow *row;
 		MemoryContext old;
@@ -118,7 +119,7 @@ mqm_collect(const char *name, MemoryContext mcxt)
 		bool		has_age;
 
 		if (q == NULL)
-			continue;			/* dropped meanwhile */
+			continue;			/* dropped meanwhile, or damaged: no tables to count */
 		/* a reader does without an entry if there is no room for one */
 		qs = mq_shared_queue(q->ready_relid, q->name, true);
 		has_age = mqm_oldest_ready(q, qs, now, &age);

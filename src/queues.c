@@ -391,22 +391,43 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The tables of a damaged queue that are still there (its row has no cache entry). */
+static void
+mqq_drop_remaining_tables(const char *name)
+{
+	const char *const prefixes[2] = {"q_", "w_"};
+
+	for (int i = 0; i < 2; i++)
+	{
+		char		rel[NAMEDATALEN];
+
+		snprintf(rel, sizeof(rel), "%s%s", prefixes[i], name);
+		if (OidIsValid(get_relname_relid(rel, get_namespace_oid("mq", false))))
+			mqq_exec(psprintf("DROP TABLE %s", quote_qualified_identifier("mq", rel)),
+					 SPI_OK_UTILITY);
+	}
+}
+
 Datum
 mq_drop_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	MqQueue    *q;
 	char	   *lit;
+	bool		damaged;
 
 	mq_connect();
-	q = mq_queue_lookup(name, true);
-	if (q == NULL)
+	q = mq_queue_lookup_intact(name, &damaged);
+	if (q == NULL && !damaged)
 	{
 		mq_finish();
 		PG_RETURN_BOOL(false);
 	}
 	lit = quote_literal_cstr(name);
-	mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
+	if (q != NULL)
+		mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
+	else
+		mqq_drop_remaining_tables(name);	/* a catalog row without (all) its tables */
 	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.dead_letters WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
