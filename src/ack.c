@@ -136,6 +136,10 @@ mq_ack_many(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message ids must be a one-dimensional array")));
+	if (array_contains_nulls(DatumGetArrayTypeP(args[0])))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message ids must not contain nulls")));
 	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
 	{
 		args[1] = PointerGetDatum(mqa_receipts_arg(PG_GETARG_ARRAYTYPE_P(2),
@@ -178,6 +182,8 @@ mq_nack(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
+	if (delay)
+		mq_check_interval_max("delay", delay);
 
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
@@ -232,11 +238,16 @@ mq_extend(PG_FUNCTION_ARGS)
 	char		nulls[3] = {' ', ' ', fenced ? ' ' : 'n'};
 	TimestampTz until;
 
-	if (PG_ARGISNULL(2) || !mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("visibility_timeout must not be null")));
+	if (!mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("visibility_timeout must be positive")));
 	vt = PG_GETARG_INTERVAL_P(2);
+	mq_check_interval_max("visibility_timeout", vt);
 
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);

@@ -272,9 +272,13 @@ mqc_load_privileges(MqQueue *q, Datum name)
 	}
 }
 
-/* Read one queue's row from the catalog into q; false if there is none. */
+/*
+ * Read one queue's row from the catalog into q; false if there is none.
+ * A row whose tables are missing is an error, or, with damaged, false with
+ * *damaged set.
+ */
 static bool
-mqc_load(MqQueue *q, const char *name)
+mqc_load(MqQueue *q, const char *name, bool *damaged)
 {
 	Datum		arg = CStringGetTextDatum(name);
 	bool		isnull;
@@ -326,6 +330,11 @@ mqc_load(MqQueue *q, const char *name)
 	q->ready_relid = get_relname_relid(rel, nsp);
 	snprintf(rel, sizeof(rel), "w_%s", name);
 	q->wait_relid = get_relname_relid(rel, nsp);
+	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid)) && damaged)
+	{
+		*damaged = true;
+		return false;
+	}
 	if (!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -345,15 +354,18 @@ mqc_load(MqQueue *q, const char *name)
 /*
  * The cached queue of that name, locked against a concurrent drop.  Must be
  * called inside SPI.  Raises 42P01 when the queue does not exist, unless
- * missing_ok.
+ * missing_ok; XX001 when its tables are missing, unless damaged (then NULL
+ * with *damaged set).
  */
-MqQueue *
-mq_queue_lookup(const char *name, bool missing_ok)
+static MqQueue *
+mqc_lookup(const char *name, bool missing_ok, bool *damaged)
 {
 	MqQueueRef *ref;
 	MqQueue    *q = NULL;
 	bool		found;
 
+	if (damaged)
+		*damaged = false;
 	mqc_init();
 	(void) mq_catalog_relid();
 	ref = hash_search(mqc_queues, name, HASH_ENTER, &found);
@@ -369,11 +381,11 @@ mq_queue_lookup(const char *name, bool missing_ok)
 			if (ref->q)
 				mqc_retire(ref->q);
 			ref->q = NULL;
-			if (!mqc_load(fresh, name))
+			if (!mqc_load(fresh, name, damaged))
 			{
 				pfree(fresh);
 				hash_search(mqc_queues, name, HASH_REMOVE, NULL);
-				if (missing_ok)
+				if (missing_ok || (damaged && *damaged))
 					return NULL;
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -385,10 +397,32 @@ mq_queue_lookup(const char *name, bool missing_ok)
 		q = ref->q;
 		/* keeps the tables from being dropped while we use them */
 		LockRelationOid(q->ready_relid, AccessShareLock);
+		/* a table dropped by hand changes no catalog row: load again, and see */
+		if (q->valid &&
+			(!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->ready_relid)) ||
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->wait_relid))))
+			q->valid = false;
 		if (q->valid || tries > 2)
 			break;
 	}
 	return q;
+}
+
+MqQueue *
+mq_queue_lookup(const char *name, bool missing_ok)
+{
+	return mqc_lookup(name, missing_ok, NULL);
+}
+
+/*
+ * As mq_queue_lookup(name, true), but a queue whose tables are missing (a
+ * damaged catalog row, which only mq.drop_queue mends) is NULL as well,
+ * with *damaged set, instead of an error.
+ */
+MqQueue *
+mq_queue_lookup_intact(const char *name, bool *damaged)
+{
+	return mqc_lookup(name, true, damaged);
 }
 
 /* Names of all queues, in order. */

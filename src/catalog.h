@@ -78,6 +78,7 @@ typedef struct MqCall
 } MqCall;
 
 extern MqQueue *mq_queue_lookup(const char *name, bool missing_ok);
+extern MqQueue *mq_queue_lookup_intact(const char *name, bool *damaged);
 extern MqQueueShared *mq_queue_shared(MqQueue *q);
 extern void mq_queue_cache_flush(void);
 extern Oid	mq_catalog_relid(void);

@@ -178,11 +178,12 @@ mq_flush_totals(void)
 	names = mq_all_queue_names();
 	foreach(lc, names)
 	{
-		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
+		bool		damaged;
+		MqQueue    *q = mq_queue_lookup_intact(lfirst(lc), &damaged);
 		MqQueueShared *qs;
 		Datum		args[4];
 
-		/* a queue without an entry has nothing unsaved */
+		/* a queue without an entry (or without tables) has nothing unsaved */
 		if (q == NULL || !mq_shared_exists(MyDatabaseId, q->ready_relid) ||
 			(qs = mq_shared_queue(q->ready_relid, q->name, true)) == NULL)
 			continue;

@@ -28,14 +28,39 @@
 #include "plans.h"
 #include "insert.h"
 
+/*
+ * Headers given by a sender: an object, without the keys mq sets itself
+ * ("topic", set by publish, and every key beginning with "mq_", such as
+ * "mq_dead_letter"), so that a consumer can trust them.  publish passes
+ * topic_ok: it replaces a "topic" key with the real topic.
+ */
 void
-mq_check_headers(Jsonb *headers)
+mq_check_headers(Jsonb *headers, bool topic_ok)
 {
+	JsonbIterator *it;
+	JsonbIteratorToken r;
+	JsonbValue	v;
+
 	if (headers != NULL && !JB_ROOT_IS_OBJECT(headers))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("headers must be a JSON object"),
 				 errdetail("Headers are matched as key/value pairs, so arrays and scalars are not accepted.")));
+	if (headers == NULL)
+		return;
+	it = JsonbIteratorInit(&headers->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r != WJB_KEY)
+			continue;
+		if ((v.val.string.len >= 3 && memcmp(v.val.string.val, "mq_", 3) == 0) ||
+			(!topic_ok && v.val.string.len == 5 && memcmp(v.val.string.val, "topic", 5) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header \"%s\" is reserved",
+							pnstrdup(v.val.string.val, v.val.string.len)),
+					 errdetail("mq sets \"topic\" (publish) and the headers whose names begin with \"mq_\" (such as \"mq_dead_letter\") itself.")));
+	}
 }
 
 /*

@@ -11,7 +11,7 @@
 #include "plans.h"
 #include "utils/array.h"
 
-extern void mq_check_headers(Jsonb *headers);
+extern void mq_check_headers(Jsonb *headers, bool topic_ok);
 extern int64 mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 							   bool fresh_id);
 extern int64 mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,

@@ -575,6 +575,7 @@ mq_worker_pass_done(int64 handled)
 	LWLockRelease(mqw_lock);
 }
 
+/* mq.workers.last_error; NULL clears it (a pass in which nothing failed). */
 void
 mq_worker_pass_failed(const char *message)
 {

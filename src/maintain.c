@@ -11,10 +11,12 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/resowner.h"
 
 #include "util.h"
 #include "catalog.h"
@@ -85,6 +87,52 @@ mq_maintain_full_pass(void)
 	return (passes++ % MQ_FULL_SCAN_EVERY) == 0;
 }
 
+/*
+ * Maintenance of one queue in a subtransaction of its own (as a PL/pgSQL
+ * exception block does): a queue that fails is rolled back alone and
+ * reported with a WARNING, and the pass goes on with the next one.  A
+ * cancel is not a queue's failure: it ends the pass.
+ */
+static int64
+mqn_maintain_queue_isolated(const char *name, bool full, Oid caller)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int64 touched = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		touched = mq_maintain_queue(name, full, caller);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("maintenance of queue \"%s\" failed: %s", name, edata->message),
+				 edata->hint ? errhint("%s", edata->hint) : 0,
+				 errdetail("The other queues were maintained.")));
+		FreeErrorData(edata);
+		touched = 0;
+	}
+	PG_END_TRY();
+	return touched;
+}
+
 /* One pass over all queues of the database; returns rows touched. */
 static int64
 mq_maintain_pass(Oid caller)
@@ -97,7 +145,7 @@ mq_maintain_pass(Oid caller)
 	names = mq_all_queue_names();
 	foreach(lc, names)
 	{
-		touched += mq_maintain_queue(lfirst(lc), full, caller);
+		touched += mqn_maintain_queue_isolated(lfirst(lc), full, caller);
 		CHECK_FOR_INTERRUPTS();
 	}
 	mq_flush_totals();

@@ -110,7 +110,8 @@ mqm_collect(const char *name, Oid caller, MemoryContext mcxt)
 
 	foreach(lc, names)
 	{
-		MqQueue    *q = mq_queue_lookup(lfirst(lc), true);
+		bool		damaged;
+		MqQueue    *q = mq_queue_lookup_intact(lfirst(lc), &damaged);
 		MqQueueShared *qs;
 		MqMetricsRow *row;
 		MemoryContext old;
@@ -119,7 +120,7 @@ mqm_collect(const char *name, Oid caller, MemoryContext mcxt)
 		bool		unreadable;
 
 		if (q == NULL || !mq_has_privilege(q, caller, MQ_PRIV_OBSERVE))
-			continue;			/* dropped meanwhile, or not the caller's to see */
+			continue;			/* dropped meanwhile, damaged (no tables to count), or not the caller's to see */
 		/* a reader does without an entry if there is no room for one */
 		qs = mq_shared_queue(q->ready_relid, q->name, true);
 
@@ -220,16 +221,16 @@ mqm_family(StringInfo buf, List *rows, const char *metric, const char *type,
 		if (counter >= 0)
 			appendStringInfo(buf, "%s{queue=\"%s\"} " INT64_FORMAT "\n",
 							 metric, row->queue, row->values[counter]);
-		else
+		else if (row->has_age)
 		{
-			float8		secs = 0;
+			float8		secs;
 
-			if (row->has_age)
-				secs = DatumGetFloat8(DirectFunctionCall2(interval_part,
-														  CStringGetTextDatum("epoch"),
-														  IntervalPGetDatum(row->oldest_ready_age)));
+			secs = DatumGetFloat8(DirectFunctionCall2(interval_part,
+													  CStringGetTextDatum("epoch"),
+													  IntervalPGetDatum(row->oldest_ready_age)));
 			appendStringInfo(buf, "%s{queue=\"%s\"} %.3f\n", metric, row->queue, secs);
 		}
+		/* nothing ready: no sample, as mq.metrics has NULL (no data, not 0) */
 	}
 }
 

@@ -19,6 +19,8 @@
 #include "utils/lsyscache.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/snapmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -32,6 +34,8 @@ PG_FUNCTION_INFO_V1(mq_create_queue);
 PG_FUNCTION_INFO_V1(mq_alter_queue);
 PG_FUNCTION_INFO_V1(mq_drop_queue);
 PG_FUNCTION_INFO_V1(mq_purge_queue);
+
+#define MQ_MAX_ATTEMPTS 1000
 
 static void
 mqq_exec(const char *sql, int expected)
@@ -50,18 +54,28 @@ mqq_check_options(const char *name, FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_attempts must be at least 1")));
+	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) > MQ_MAX_ATTEMPTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at most %d", MQ_MAX_ATTEMPTS)));
 	if (!PG_ARGISNULL(2) && !mq_interval_positive(PG_GETARG_INTERVAL_P(2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("visibility_timeout must be positive")));
+	if (!PG_ARGISNULL(2))
+		mq_check_interval_max("visibility_timeout", PG_GETARG_INTERVAL_P(2));
 	if (!PG_ARGISNULL(3) && mq_interval_negative(PG_GETARG_INTERVAL_P(3)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("retry_delay must not be negative")));
+	if (!PG_ARGISNULL(3))
+		mq_check_interval_max("retry_delay", PG_GETARG_INTERVAL_P(3));
 	if (!PG_ARGISNULL(4) && mq_interval_negative(PG_GETARG_INTERVAL_P(4)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("retry_delay_max must not be negative")));
+	if (!PG_ARGISNULL(4))
+		mq_check_interval_max("retry_delay_max", PG_GETARG_INTERVAL_P(4));
 	if (!PG_ARGISNULL(5))
 	{
 		char	   *dlq = text_to_cstring(PG_GETARG_TEXT_PP(5));
@@ -80,6 +94,88 @@ mqq_check_options(const char *name, FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("retention must not be negative")));
+	if (!PG_ARGISNULL(6))
+		mq_check_interval_max("retention", PG_GETARG_INTERVAL_P(6));
+}
+
+/* The backoff grows from retry_delay up to retry_delay_max. */
+static void
+mqq_check_backoff(Interval *retry_delay, Interval *retry_delay_max)
+{
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PointerGetDatum(retry_delay),
+										  PointerGetDatum(retry_delay_max))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retry_delay_max must be at least retry_delay"),
+				 errdetail("retry_delay would be %s, retry_delay_max %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out, PointerGetDatum(retry_delay))),
+						   DatumGetCString(DirectFunctionCall1(interval_out, PointerGetDatum(retry_delay_max))))));
+}
+
+/*
+ * Refuse a dead-letter queue that would close a cycle of dead-letter
+ * queues: the chain that starts at dlq must not lead back to name.
+ * Changes of dead-letter queues are serialized (a lock held until commit)
+ * and the chain is read with the latest snapshot, so that two concurrent
+ * changes cannot close a cycle between them.
+ */
+static void
+mqq_check_dlq_cycle(const char *name, const char *dlq)
+{
+	static SPIPlanPtr plan = NULL;
+	StringInfoData path;
+	List	   *seen = NIL;
+	char	   *cur = pstrdup(dlq);
+	bool		cycle = false;
+	Snapshot	snap;
+
+	LockDatabaseObject(RelationRelationId, mq_catalog_relid(), 0, ExclusiveLock);
+	if (plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		plan = mq_prepare("SELECT dead_letter_queue FROM mq.queue_catalog"
+						  " WHERE queue" OP("=") "$1", 1, types);
+	}
+	initStringInfo(&path);
+	appendStringInfo(&path, "%s -> %s", name, dlq);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	for (;;)
+	{
+		Datum		arg = CStringGetTextDatum(cur);
+		bool		isnull;
+		Datum		d;
+		ListCell   *lc;
+		bool		again = false;
+
+		if (strcmp(cur, name) == 0)
+		{
+			cycle = true;
+			break;
+		}
+		/* a cycle that does not pass through name (made behind mq's back) */
+		foreach(lc, seen)
+			if (strcmp(lfirst(lc), cur) == 0)
+				again = true;
+		if (again)
+			break;
+		seen = lappend(seen, cur);
+		if (SPI_execute_snapshot(plan, &arg, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "mq: could not read the queue catalog");
+		if (SPI_processed == 0)
+			break;
+		d = mq_spi_get(0, 1, &isnull);
+		if (isnull)
+			break;
+		cur = TextDatumGetCString(d);
+		appendStringInfo(&path, " -> %s", cur);
+	}
+	UnregisterSnapshot(snap);
+	if (cycle)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dead-letter queues would form a cycle: %s", path.data),
+				 errdetail("A message would be dead-lettered from queue to queue forever.")));
 }
 
 /* The dead-letter queue named must exist, and the caller may send to it. */
@@ -246,6 +342,7 @@ mq_create_queue(PG_FUNCTION_ARGS)
 					 errmsg("%s must not be null", required[i]),
 					 errhint("Leave an option out to get its default.")));
 	mqq_check_options(name, fcinfo);
+	mqq_check_backoff(PG_GETARG_INTERVAL_P(3), PG_GETARG_INTERVAL_P(4));
 	if (!PG_ARGISNULL(5) && PG_GETARG_TEXT_PP(5) != NULL &&
 		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(5)) == 0)
 		ereport(ERROR,
@@ -280,11 +377,16 @@ mq_create_queue(PG_FUNCTION_ARGS)
 	args[7] = BoolGetDatum(is_unlogged);
 	args[8] = ObjectIdGetDatum(call.caller);
 	nulls[8] = ' ';
+	/* a zero retention is none, as in alter_queue */
+	if (!PG_ARGISNULL(6) && !mq_interval_positive(PG_GETARG_INTERVAL_P(6)))
+		nulls[6] = 'n';
 	if (mq_exec_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "mq: could not insert into the queue catalog");
 	created = (SPI_processed == 1);
 	if (created)
 	{
+		if (!PG_ARGISNULL(5))
+			mqq_check_dlq_cycle(name, text_to_cstring(PG_GETARG_TEXT_PP(5)));
 		mqq_create_tables(name, is_unlogged);
 		mq_catalog_changed();
 	}
@@ -309,7 +411,11 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
 	was_unlogged = q->is_unlogged;
+	mqq_check_backoff(PG_ARGISNULL(3) ? &q->retry_delay : PG_GETARG_INTERVAL_P(3),
+					  PG_ARGISNULL(4) ? &q->retry_delay_max : PG_GETARG_INTERVAL_P(4));
 	mqq_check_dlq(fcinfo, call.caller);
+	if (!PG_ARGISNULL(5) && VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(5)) > 0)
+		mqq_check_dlq_cycle(name, text_to_cstring(PG_GETARG_TEXT_PP(5)));
 
 	/*
 	 * NULL leaves an option as it is; '' removes the dead-letter queue and
@@ -356,6 +462,23 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The tables of a damaged queue that are still there (its row has no cache entry). */
+static void
+mqq_drop_remaining_tables(const char *name)
+{
+	const char *const prefixes[2] = {"q_", "w_"};
+
+	for (int i = 0; i < 2; i++)
+	{
+		char		rel[NAMEDATALEN];
+
+		snprintf(rel, sizeof(rel), "%s%s", prefixes[i], name);
+		if (OidIsValid(get_relname_relid(rel, get_namespace_oid("mq", false))))
+			mqq_exec(psprintf("DROP TABLE %s", quote_qualified_identifier("mq", rel)),
+					 SPI_OK_UTILITY);
+	}
+}
+
 Datum
 mq_drop_queue(PG_FUNCTION_ARGS)
 {
@@ -363,18 +486,28 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 	MqQueue    *q;
 	char	   *lit;
 	MqCall		call;
+	bool		damaged;
 
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
-	q = mq_queue_lookup(name, true);
-	if (q == NULL)
+	q = mq_queue_lookup_intact(name, &damaged);
+	if (q == NULL && !damaged)
 	{
 		mq_call_end(&call);
 		PG_RETURN_BOOL(false);
 	}
-	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
+	if (q != NULL)
+		mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
+	else if (!mq_is_admin(call.caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for queue \"%s\"", name),
+				 errdetail("Its tables are missing: only superusers and the owner of extension \"mq\" drop it.")));
 	lit = quote_literal_cstr(name);
-	mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
+	if (q != NULL)
+		mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
+	else
+		mqq_drop_remaining_tables(name);	/* a catalog row without (all) its tables */
 	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.dead_letter_store WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);

@@ -213,6 +213,8 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("visibility_timeout must be positive")));
+		if (vt)
+			mq_check_interval_max("visibility_timeout", vt);
 		if (!PG_ARGISNULL(3))
 		{
 			wait = PG_GETARG_INTERVAL_P(3);
@@ -220,6 +222,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("wait must not be negative")));
+			mq_check_interval_max("wait", wait);
 			if (!mq_interval_positive(wait))
 				wait = NULL;
 		}

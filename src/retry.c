@@ -36,6 +36,14 @@ mqy_random(void)
 #endif
 }
 
+/* An interval in microseconds, a month counting 30 days and a day 24 hours. */
+static float8
+mqy_usecs(const Interval *iv)
+{
+	return (float8) iv->time + ((float8) iv->day +
+								(float8) iv->month * DAYS_PER_MONTH) * USECS_PER_DAY;
+}
+
 /*
  * The queue's backoff before retry number attempt + 1:
  * min(retry_delay * 2^(attempt-1), retry_delay_max), then a uniform jitter
@@ -45,26 +53,37 @@ mqy_random(void)
 Interval *
 mq_backoff(MqQueue *q, int32 attempt)
 {
-	Interval   *delay = &q->retry_delay;
-	float8		factor = 1.0;
+	float8		delay = mqy_usecs(&q->retry_delay);
+	float8		max = mqy_usecs(&q->retry_delay_max);
+	Interval   *result = palloc0(sizeof(Interval));
 
-	for (int i = 1; i < attempt && factor < 1e9; i++)
-		factor *= 2.0;
-	delay = DatumGetIntervalP(DirectFunctionCall2(interval_mul,
-												  PointerGetDatum(delay),
-												  Float8GetDatum(factor)));
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
-										  PointerGetDatum(delay),
-										  PointerGetDatum(&q->retry_delay_max))) > 0)
-		delay = &q->retry_delay_max;
-	return DatumGetIntervalP(DirectFunctionCall2(interval_mul,
-												 PointerGetDatum(delay),
-												 Float8GetDatum(0.5 + 0.5 * mqy_random())));
+	/*
+	 * In microseconds (a month counts 30 days, as intervals compare), doubled
+	 * one step at a time while below the cap: it never grows past twice
+	 * retry_delay_max, whatever the attempt, so it cannot overflow.
+	 */
+	for (int i = 1; i < attempt && delay > 0 && delay < max; i++)
+		delay *= 2.0;
+	if (delay > max)
+		delay = max;
+	if (delay < 0)
+		delay = 0;
+	delay *= 0.5 + 0.5 * mqy_random();
+	if (delay >= (float8) PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("retry delay of queue \"%s\" is out of range", q->name)));
+	result->time = (int64) delay;
+	return result;
 }
 
-/* Headers of the copy sent to a dead-letter queue: what happened, and where. */
+/*
+ * Headers of the copy sent to a dead-letter queue: what happened, and
+ * where, and in "hops" how many times the message has been dead-lettered
+ * into a queue, this time included (*hops).
+ */
 static Jsonb *
-mqy_dead_headers(MqQueue *q, MqOutMessage *m)
+mqy_dead_headers(MqQueue *q, MqOutMessage *m, int32 *hops)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[5];
@@ -78,7 +97,13 @@ mqy_dead_headers(MqQueue *q, MqOutMessage *m)
 		plan = mq_prepare(
 			"SELECT COALESCE($1, '{}'::pg_catalog.jsonb)" OP("||")
 			" pg_catalog.jsonb_build_object('mq_dead_letter', pg_catalog.jsonb_build_object("
-			"'queue', $2, 'id', $3, 'attempts', $4, 'last_error', $5))", 5, types);
+			"'queue', $2, 'id', $3, 'attempts', $4, 'last_error', $5, 'hops', h.hops)), h.hops"
+			" FROM (SELECT CASE WHEN pg_catalog.jsonb_typeof($1" OP("->") "'mq_dead_letter'"
+			OP("->") "'hops')" OP("=") "'number'"
+			" THEN LEAST(GREATEST(($1" OP("->") "'mq_dead_letter'" OP("->>") "'hops')::pg_catalog.numeric,"
+			" 0), 1000000)::pg_catalog.int4"
+			" WHEN $1" OP("?") "'mq_dead_letter' THEN 1 ELSE 0 END" OP("+") "1 AS hops) h",
+			5, types);
 	}
 	args[0] = m->headers ? JsonbPGetDatum(m->headers) : (Datum) 0;
 	nulls[0] = m->headers ? ' ' : 'n';
@@ -89,6 +114,7 @@ mqy_dead_headers(MqQueue *q, MqOutMessage *m)
 	nulls[4] = m->last_error ? ' ' : 'n';
 	if (mq_exec_plan(plan, args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "mq: could not build dead-letter headers");
+	*hops = DatumGetInt32(mq_spi_get(0, 2, &isnull));
 	return DatumGetJsonbP(mq_spi_get(0, 1, &isnull));
 }
 
@@ -130,16 +156,21 @@ mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at)
 	{
 		MqOutMessage copy;
 		char		dlq_name[NAMEDATALEN];
+		int32		hops;
 
 		strlcpy(dlq_name, q->dlq, NAMEDATALEN);
 		memset(&copy, 0, sizeof(copy));
 		copy.message = m->message;
-		copy.headers = mqy_dead_headers(q, m);
+		copy.headers = mqy_dead_headers(q, m, &hops);
 		copy.priority = m->priority;
 		copy.enqueued_at = dead_at;
-		mq_insert_message(dlq, &copy, dead_at, true);
-		mq_xact_count(mq_queue_shared(dlq), MQC_TOTAL_SENT, 1);
-		return;
+		/* past the last hop it goes to the table: no cycle of queues is endless */
+		if (hops <= MQ_MAX_DEAD_LETTER_HOPS)
+		{
+			mq_insert_message(dlq, &copy, dead_at, true);
+			mq_xact_count(mq_queue_shared(dlq), MQC_TOTAL_SENT, 1);
+			return;
+		}
 	}
 
 	if (insert_plan == NULL)

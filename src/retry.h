@@ -8,6 +8,8 @@
 #ifndef MQ_RETRY_H
 #define MQ_RETRY_H
 
+#define MQ_MAX_DEAD_LETTER_HOPS 8	/* dead letters routed into queues, in a row */
+
 #include "plans.h"
 
 extern Interval *mq_backoff(MqQueue *q, int32 attempt);

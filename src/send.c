@@ -41,6 +41,8 @@ mq_check_delay(Interval *delay)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
+	if (delay != NULL)
+		mq_check_interval_max("delay", delay);
 }
 
 Datum
@@ -61,8 +63,14 @@ mq_send(PG_FUNCTION_ARGS)
 	m.priority = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
 	m.dedup_key = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
 	mq_check_message(m.message);
-	mq_check_headers(m.headers);
+	mq_check_headers(m.headers, false);
 	mq_check_delay(delay);
+	if (m.dedup_key != NULL && VARSIZE_ANY_EXHDR(m.dedup_key) > MQ_DEDUP_KEY_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dedup_key is too long"),
+				 errdetail("A dedup key has at most %d bytes; this one has %zu.",
+						   MQ_DEDUP_KEY_MAX, (size_t) VARSIZE_ANY_EXHDR(m.dedup_key))));
 
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);
@@ -125,7 +133,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("message %d of the batch is null", i + 1)));
 		if (hvals && !hnulls[i])
-			mq_check_headers(DatumGetJsonbP(hvals[i]));
+			mq_check_headers(DatumGetJsonbP(hvals[i]), false);
 	}
 	if (nmsg > MQ_MAX_QUANTITY)
 		ereport(ERROR,

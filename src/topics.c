@@ -789,11 +789,13 @@ mq_publish(PG_FUNCTION_ARGS)
 				 errmsg("message must not be null")));
 	message = PG_GETARG_JSONB_P(1);
 	pub.pub_headers = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
-	mq_check_headers(pub.pub_headers);
+	mq_check_headers(pub.pub_headers, true);
 	if (delay != NULL && mq_interval_negative(delay))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delay must not be negative")));
+	if (delay != NULL)
+		mq_check_interval_max("delay", delay);
 
 	/* subscriptions committed since the last statement count */
 	mq_require_primary(fcinfo);

@@ -64,6 +64,32 @@ mq_interval_positive(const Interval *iv)
 	return mq_interval_sign(iv) > 0;
 }
 
+/*
+ * Every interval argument is at most MQ_INTERVAL_MAX_YEARS, and so is each
+ * of its parts on its own (a mixed-sign interval can compare as small
+ * while one part alone is far out of range).  Then every time mq computes
+ * from them (a time plus at most two such intervals) stays in range.
+ */
+void
+mq_check_interval_max(const char *what, const Interval *iv)
+{
+	Interval	max;
+	int64		max_days = (int64) MQ_INTERVAL_MAX_YEARS * 366;
+	int64		max_time = max_days * USECS_PER_DAY;
+
+	memset(&max, 0, sizeof(max));
+	max.month = MQ_INTERVAL_MAX_YEARS * MONTHS_PER_YEAR;
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PointerGetDatum(iv),
+										  PointerGetDatum(&max))) > 0 ||
+		(int64) iv->month > max.month || (int64) iv->month < -(int64) max.month ||
+		(int64) iv->day > max_days || (int64) iv->day < -max_days ||
+		iv->time > max_time || iv->time < -max_time)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d years", what, MQ_INTERVAL_MAX_YEARS),
+				 errdetail("Intervals are bounded so that every time mq computes from them stays in range.")));
+}
+
 /* ---- SPI -------------------------------------------------------------- */
 
 void

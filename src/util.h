@@ -14,6 +14,8 @@
 
 #define MQ_QUEUE_NAME_MAX	48
 #define MQ_MAX_QUANTITY		10000
+#define MQ_INTERVAL_MAX_YEARS 100	/* of every interval argument */
+#define MQ_DEDUP_KEY_MAX	512		/* bytes */
 
 /* An operator that the caller's search_path cannot redirect. */
 #define OP(x) " OPERATOR(pg_catalog." x ") "
@@ -22,6 +24,7 @@ extern TimestampTz mq_now(void);
 extern TimestampTz mq_add_interval(TimestampTz t, const Interval *iv);
 extern bool mq_interval_negative(const Interval *iv);
 extern bool mq_interval_positive(const Interval *iv);
+extern void mq_check_interval_max(const char *what, const Interval *iv);
 extern void mq_connect(void);
 extern void mq_finish(void);
 extern SPIPlanPtr mq_prepare(const char *sql, int nargs, Oid *argtypes);

@@ -41,6 +41,60 @@ PGDLLEXPORT void mq_worker_main(Datum arg);
 
 int			mq_worker_naptime = 1000;
 
+/*
+ * The queues whose maintenance failed in the last maintenance pass, and
+ * how: a failure is logged when it is new (a queue that did not fail, or
+ * failed otherwise, last time), not at every pass.  In TopMemoryContext.
+ */
+typedef struct MqwFailure
+{
+	char	   *queue;
+	char	   *message;
+} MqwFailure;
+
+static MqwFailure *mqw_failures = NULL;
+static int	mqw_nfailures = 0;
+static char *mqw_pass_error = NULL; /* of the last pass that failed as a whole */
+
+static bool
+mqw_failed_before(const char *queue, const char *message)
+{
+	for (int i = 0; i < mqw_nfailures; i++)
+		if (strcmp(mqw_failures[i].queue, queue) == 0 &&
+			strcmp(mqw_failures[i].message, message) == 0)
+			return true;
+	return false;
+}
+
+/* This pass's failures (a List of MqwFailure *) become the last ones. */
+static void
+mqw_remember_failures(List *failures)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	for (int j = 0; j < mqw_nfailures; j++)
+	{
+		pfree(mqw_failures[j].queue);
+		pfree(mqw_failures[j].message);
+	}
+	if (mqw_failures)
+		pfree(mqw_failures);
+	mqw_failures = NULL;
+	mqw_nfailures = list_length(failures);
+	if (mqw_nfailures == 0)
+		return;
+	mqw_failures = MemoryContextAlloc(TopMemoryContext, sizeof(MqwFailure) * mqw_nfailures);
+	foreach(lc, failures)
+	{
+		MqwFailure *f = lfirst(lc);
+
+		mqw_failures[i].queue = MemoryContextStrdup(TopMemoryContext, f->queue);
+		mqw_failures[i].message = MemoryContextStrdup(TopMemoryContext, f->message);
+		i++;
+	}
+}
+
 static MqCall mqw_call;			/* the worker's work runs as the extension owner */
 
 /* Start a transaction for some work; false: nothing to do in this database yet. */
@@ -81,14 +135,18 @@ mqw_commit(void)
 /*
  * One pass: notifications first (they are what someone waits for), then,
  * when it is time, maintenance with one short transaction per queue, so
- * that what a promotion makes ready becomes visible at once.  Returns rows
+ * that what a promotion makes ready becomes visible at once.  A queue whose
+ * transaction fails is rolled back alone: the pass goes on with the next
+ * one, the failure is logged if it is new, and *error says the first one
+ * ("queue \"x\": message"), NULL when every queue succeeded.  Returns rows
  * handled.
  */
 static int64
-mqw_pass(bool maintain, MemoryContext pass_cxt)
+mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 {
-	int64		handled = 0;
+	volatile int64 handled = 0;
 	List	   *names = NIL;
+	List	   *failures = NIL;
 
 	if (!mqw_begin("mq: notifications"))
 	{
@@ -116,15 +174,48 @@ mqw_pass(bool maintain, MemoryContext pass_cxt)
 
 		foreach(lc, names)
 		{
-			if (!mqw_begin("mq: maintenance"))
+			const char *name = lfirst(lc);
+
+			PG_TRY();
 			{
-				mqw_skip();
-				continue;
+				if (mqw_begin("mq: maintenance"))
+				{
+					handled += mq_maintain_queue(name, full, mqw_call.caller);
+					mqw_commit();
+				}
+				else
+					mqw_skip();
 			}
-			handled += mq_maintain_queue(lfirst(lc), full, mqw_call.caller);
-			mqw_commit();
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+				MqwFailure *f;
+
+				MemoryContextSwitchTo(pass_cxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				MemoryContextSwitchTo(pass_cxt);
+				if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+					ReThrowError(edata);
+				if (!mqw_failed_before(name, edata->message))
+					ereport(WARNING,
+							(errcode(edata->sqlerrcode),
+							 errmsg("mq worker: maintenance of queue \"%s\" failed: %s",
+									name, edata->message),
+							 edata->hint ? errhint("%s", edata->hint) : 0,
+							 errdetail("The other queues are maintained; this is logged again only when the error changes, and mq.workers.last_error shows it while it lasts.")));
+				f = palloc(sizeof(MqwFailure));
+				f->queue = pstrdup(name);
+				f->message = pstrdup(edata->message);
+				failures = lappend(failures, f);
+				if (*error == NULL)
+					*error = psprintf("queue \"%s\": %s", name, edata->message);
+			}
+			PG_END_TRY();
 			CHECK_FOR_INTERRUPTS();
 		}
+		mqw_remember_failures(failures);
 		if (mqw_begin("mq: saving totals"))
 		{
 			mq_flush_totals();
@@ -203,21 +294,35 @@ mq_worker_main(Datum arg)
 		MemoryContextSwitchTo(pass_cxt);
 		PG_TRY();
 		{
-			int64		handled = mqw_pass(maintain, pass_cxt);
+			char	   *error = NULL;
+			int64		handled = mqw_pass(maintain, pass_cxt, &error);
 
+			/* a maintenance pass sets last_error, or clears it (NULL) */
+			if (maintain)
+				mq_worker_pass_failed(error);
 			mq_worker_pass_done(handled);
+			if (mqw_pass_error)
+				pfree(mqw_pass_error);
+			mqw_pass_error = NULL;
 		}
 		PG_CATCH();
 		{
 			ErrorData  *edata;
 
-			/* log it, remember it, and try again next time */
+			/*
+			 * Log it (unless the last pass failed the same way), remember
+			 * it, and try again next time.
+			 */
 			MemoryContextSwitchTo(pass_cxt);
-			EmitErrorReport();
 			edata = CopyErrorData();
+			if (mqw_pass_error == NULL || strcmp(mqw_pass_error, edata->message) != 0)
+				EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
 			mq_worker_pass_failed(edata->message);
+			if (mqw_pass_error)
+				pfree(mqw_pass_error);
+			mqw_pass_error = MemoryContextStrdup(TopMemoryContext, edata->message);
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}
 		PG_END_TRY();
