@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_sequence.h"
 #include "commands/sequence.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -70,11 +71,27 @@ mq_check_headers(Jsonb *headers, bool topic_ok)
  * refused (src/ddl.c); this catches a change made without mq loaded.
  */
 static void
+mqi_sequence_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	*(Oid *) DatumGetPointer(arg) = InvalidOid;
+}
+
+static void
 mqi_check_sequence(Oid seqrelid)
 {
-	HeapTuple	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqrelid));
+	static Oid	checked = InvalidOid;	/* reset when pg_sequence changes */
+	static bool callback_registered = false;
+	HeapTuple	tup;
 	int64		cache;
 
+	if (seqrelid == checked)
+		return;
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(SEQRELID, mqi_sequence_changed, PointerGetDatum(&checked));
+		callback_registered = true;
+	}
+	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqrelid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "mq: sequence %u not found", seqrelid);
 	cache = ((Form_pg_sequence) GETSTRUCT(tup))->seqcache;
@@ -84,6 +101,7 @@ mqi_check_sequence(Oid seqrelid)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("sequence \"mq.message_id_seq\" has CACHE " INT64_FORMAT ", mq needs CACHE 1", cache),
 				 errhint("Run ALTER SEQUENCE mq.message_id_seq CACHE 1.")));
+	checked = seqrelid;
 }
 
 static uint64
