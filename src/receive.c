@@ -256,6 +256,8 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 				n = mqr_take_once(q, lease, quantity, vt, taken, mcxt);
 				if (mqr_delivered(taken, n) > 0 || mq_now() >= deadline)
 					break;
+				/* what the empty look left in SPI's memory goes, or a long wait grows */
+				mq_spi_reset();
 				pgstat_report_wait_start(PG_WAIT_EXTENSION);
 				mq_wait_sleep(qs, generation, deadline);
 				pgstat_report_wait_end();

@@ -153,6 +153,14 @@ mq_unpin_search_path(MqPinned *pin)
 #endif
 }
 
+/* Free everything SPI holds (tuple tables of statements run so far). */
+void
+mq_spi_reset(void)
+{
+	SPI_finish();
+	mq_connect();
+}
+
 SPIPlanPtr
 mq_prepare(const char *sql, int nargs, Oid *argtypes)
 {

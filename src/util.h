@@ -27,6 +27,7 @@ extern bool mq_interval_positive(const Interval *iv);
 extern void mq_check_interval_max(const char *what, const Interval *iv);
 extern void mq_connect(void);
 extern void mq_finish(void);
+extern void mq_spi_reset(void);
 extern SPIPlanPtr mq_prepare(const char *sql, int nargs, Oid *argtypes);
 extern int	mq_exec_sql(const char *sql, bool read_only, long count);
 extern int	mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
