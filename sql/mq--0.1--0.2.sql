@@ -284,6 +284,27 @@ END
 $$;
 ALTER TYPE mq.message ADD ATTRIBUTE receipt text;
 
+-- Index names that no two queue names can share: qi_x, wi_x, wk_x (0.1
+-- named them q_x_order, w_x_vt, w_x_pkey, so that queue "a" kept queue
+-- "a_order" from being created).
+DO $$
+DECLARE
+    q record;
+BEGIN
+    FOR q IN SELECT queue FROM mq.queue_catalog LOOP
+        EXECUTE pg_catalog.format('ALTER INDEX IF EXISTS mq.%I RENAME TO %I',
+                                  'q_' OPERATOR(pg_catalog.||) q.queue OPERATOR(pg_catalog.||) '_order',
+                                  'qi_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('ALTER INDEX IF EXISTS mq.%I RENAME TO %I',
+                                  'w_' OPERATOR(pg_catalog.||) q.queue OPERATOR(pg_catalog.||) '_vt',
+                                  'wi_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('ALTER INDEX IF EXISTS mq.%I RENAME TO %I',
+                                  'w_' OPERATOR(pg_catalog.||) q.queue OPERATOR(pg_catalog.||) '_pkey',
+                                  'wk_' OPERATOR(pg_catalog.||) q.queue);
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION mq.ack(queue text, id bigint, receipt text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_ack' LANGUAGE C VOLATILE;

@@ -90,3 +90,13 @@ SELECT pg_temp.err($$SELECT mq.alter_queue('orders', dead_letter_queue => 'nope'
 
 SELECT queue, mq.drop_queue(queue) FROM mq.queues ORDER BY queue;
 SELECT count(*) FROM mq.queues;
+
+-- No two valid queue names collide in their objects (issue 11, item 8):
+-- queue "a" used to keep "a_order", "a_vt", "a_pkey" from being created,
+-- and "_" kept "__order".
+SELECT mq.create_queue(n) FROM unnest(ARRAY['a', 'a_order', 'a_vt', 'a_pkey', '_', '__order', 'i_a', 'k_a']) n;
+SELECT count(*) AS objects, count(DISTINCT relname) AS distinct_names
+  FROM pg_class
+ WHERE relnamespace = 'mq'::regnamespace
+   AND relname ~ '^(q|w|qi|wi|wk)_(a|a_order|a_vt|a_pkey|_|__order|i_a|k_a)$';
+SELECT bool_and(mq.drop_queue(n)) FROM unnest(ARRAY['a', 'a_order', 'a_vt', 'a_pkey', '_', '__order', 'i_a', 'k_a']) n;

@@ -20,9 +20,13 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -226,6 +230,50 @@ mqc_table_name(const char *prefix, const char *name)
 							   quote_qualified_identifier("mq", rel));
 }
 
+/*
+ * A queue table depends on the extension (so that DROP EXTENSION mq drops
+ * it) but is not a member (so that pg_dump dumps its rows).  A restore
+ * recreates the table without that dependency: the first use after it puts
+ * the dependency back (not on a standby, nor in a read-only transaction:
+ * the next use elsewhere does it).
+ */
+static void
+mqc_ensure_extension_dependency(Oid relid)
+{
+	Relation	rel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			ext = get_extension_oid("mq", true);
+	bool		found = false;
+
+	if (!OidIsValid(ext) || RecoveryInProgress() || XactReadOnly)
+		return;
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, DependDependerIndexId, true, NULL, 2, keys);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		found = (dep->refclassid == ExtensionRelationId && dep->refobjid == ext);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!found)
+	{
+		ObjectAddress table;
+		ObjectAddress extension;
+
+		ObjectAddressSet(table, RelationRelationId, relid);
+		ObjectAddressSet(extension, ExtensionRelationId, ext);
+		recordDependencyOn(&table, &extension, DEPENDENCY_AUTO);
+	}
+}
+
 static bool
 mqc_owned_by_extension(Oid relid)
 {
@@ -346,6 +394,8 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("tables of queue \"%s\" are not owned by the owner of extension \"mq\"", name),
 				 errhint("Give them back with ALTER TABLE ... OWNER TO the extension's owner.")));
+	mqc_ensure_extension_dependency(q->ready_relid);
+	mqc_ensure_extension_dependency(q->wait_relid);
 	q->ready_table = mqc_table_name("q_", name);
 	q->wait_table = mqc_table_name("w_", name);
 	return true;

@@ -289,14 +289,17 @@ mqq_create_tables(const char *name, bool is_unlogged)
 
 	/*
 	 * Ready rows are only inserted and deleted, in (priority DESC, seq)
-	 * order; the index is the dequeue order itself.
+	 * order; the index is the dequeue order itself.  The objects of queue
+	 * x are q_x, w_x (tables), qi_x, wi_x, wk_x (indexes): no two valid
+	 * queue names can give one name twice (the second letter tells them
+	 * apart: "_", "i" or "k").
 	 */
 	appendStringInfo(&sql,
 					 "CREATE %sTABLE %s (%s)"
 					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
 					 "CREATE INDEX %s ON %s (priority DESC, seq);",
 					 kind, R, cols,
-					 quote_identifier(psprintf("q_%s_order", name)), R);
+					 quote_identifier(psprintf("qi_%s", name)), R);
 
 	/*
 	 * Wait rows: leases and delays.  Found by id (ack, nack, extend) and
@@ -305,12 +308,12 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	appendStringInfo(&sql,
 					 "CREATE %sTABLE %s (vt pg_catalog.timestamptz NOT NULL, leased pg_catalog.bool NOT NULL,"
 					 " receipt pg_catalog.int8, %s,"
-					 " PRIMARY KEY (id))"
+					 " CONSTRAINT %s PRIMARY KEY (id))"
 					 " WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,"
 					 " autovacuum_vacuum_threshold = 1000);"
 					 "CREATE INDEX %s ON %s (vt);",
-					 kind, W, cols,
-					 quote_identifier(psprintf("w_%s_vt", name)), W);
+					 kind, W, cols, quote_identifier(psprintf("wk_%s", name)),
+					 quote_identifier(psprintf("wi_%s", name)), W);
 	mqq_exec(sql.data, SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	mqq_depend_on_extension("q_", name);

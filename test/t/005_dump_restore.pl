@@ -74,6 +74,15 @@ is(dst("SELECT string_agg(message::text, ',') FROM mq.receive('jobs', 3)"),
 	'{"p": 9},{"i": 5},{"i": 6}', 'restored and new messages are received in priority order');
 is(dst("SELECT mq.redrive('plain')"), '1', 'a restored dead letter can be redriven');
 
+# After the restore too (issue 11, item 10): the restored tables got their
+# dependency on the extension back at their first use above.
+is(dst("SELECT count(*) FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         WHERE d.refclassid = 'pg_extension'::regclass AND c.relname ~ '^[qw]_(jobs|jobs_dead|plain)\$'"),
+	'6', 'restored queue tables depend on the extension again');
+dst("DROP EXTENSION mq");
+is(dst("SELECT count(*) FROM pg_class WHERE relname ~ '^[qw]_(jobs|jobs_dead|plain)\$'"), '0',
+	'DROP EXTENSION mq removed the restored queue tables');
+
 # DROP EXTENSION without CASCADE removes the queue tables
 src("DROP EXTENSION mq");
 is(src("SELECT count(*) FROM pg_class WHERE relname ~ '^[qw]_(jobs|jobs_dead|plain)\$'"), '0',

@@ -148,7 +148,7 @@ sub prepared_bound_case
 	$px->quit if $disconnect;
 
 	my $idx_sql = "SELECT idx_tup_read FROM pg_stat_user_indexes
-	                WHERE indexrelid = 'mq.q_${queue}_order'::regclass";
+	                WHERE indexrelid = 'mq.qi_${queue}'::regclass";
 	my $before = sql("SELECT pg_stat_force_next_flush(); $idx_sql");
 	($before) = $before =~ /(\d+)\s*$/;
 

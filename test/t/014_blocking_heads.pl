@@ -19,7 +19,7 @@
 # look found nothing), a producer sends one message, the consumer gets it,
 # then acks it in a transaction of its own.  Asserted: all 300 received
 # and acked, and the index entries read on the ready table's index
-# (pg_stat_user_indexes.idx_tup_read of mq.q_bh_order) stay bounded:
+# (pg_stat_user_indexes.idx_tup_read of mq.qi_bh) stay bounded:
 # < 5000 (one or two per cycle is the expected order; today ~84,000).
 
 use strict;
@@ -72,7 +72,7 @@ sub idx_tup_read
 	# their counts reached the shared stats when those statements ended
 	# (the flush was forced); read them from a new session
 	return q1("SELECT idx_tup_read FROM pg_stat_user_indexes
-	            WHERE indexrelid = 'mq.q_bh_order'::regclass");
+	            WHERE indexrelid = 'mq.qi_bh'::regclass");
 }
 
 my $before = idx_tup_read();
@@ -109,7 +109,7 @@ SELECT 'cycle $i: ' || :'got' || ' acked ' || CASE WHEN :'got' = 'none' THEN 'no
 }
 my $elapsed = time() - $t0;
 my $read = idx_tup_read() - $before;
-note(sprintf("%d cycles took %.1f s; %d index entries read on mq.q_bh_order", $cycles, $elapsed, $read));
+note(sprintf("%d cycles took %.1f s; %d index entries read on mq.qi_bh", $cycles, $elapsed, $read));
 
 is($not_waiting, 0, "the consumer was waiting in receive before each send");
 is($received, $cycles, "all $cycles messages were received by the waiting consumer");
