@@ -37,15 +37,13 @@
 #include "common/file_perm.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "postmaster/bgworker_internals.h"
-#include "postmaster/autovacuum.h"
-#include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
+#include "shmem.h"
 #include "deliveries.h"
 
 #define MQD_FILE		"pg_dynshmem/mq_deliveries"	/* not copied by base backups */
@@ -86,17 +84,6 @@ static LWLock *mqd_lock = NULL;	/* protects the table (in the main segment) */
 static shmem_request_hook_type mqd_prev_request_hook = NULL;
 #endif
 static shmem_startup_hook_type mqd_prev_startup_hook = NULL;
-
-static int
-mqd_njournals(void)
-{
-#if PG_VERSION_NUM >= 150000
-	return MaxBackends + 1;
-#else
-	return MaxConnections + autovacuum_max_workers + 1 +
-		max_worker_processes + max_wal_senders + 1;
-#endif
-}
 
 static Size
 mqd_size(int njournals)
@@ -159,7 +146,7 @@ mqd_recover_journals(void)
 static void
 mqd_startup(void)
 {
-	int			njournals = mqd_njournals();
+	int			njournals = mq_backend_slot_count();
 	Size		size = mqd_size(njournals);
 
 	if (mqd_prev_startup_hook)

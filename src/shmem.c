@@ -84,8 +84,9 @@ static shmem_startup_hook_type mqs_prev_startup_hook = NULL;
 
 static bool mqs_slot_covers(MqSlot *slot, MqQueueShared *qs);
 
-static int
-mqs_slot_count(void)
+/* One slot per process that may run a transaction (also src/deliveries.c). */
+int
+mq_backend_slot_count(void)
 {
 #if PG_VERSION_NUM >= 150000
 	return MaxBackends + 1;
@@ -101,7 +102,7 @@ mqs_size(void)
 	Size		size;
 
 	size = add_size(offsetof(MqSharedState, slots),
-					mul_size(mqs_slot_count(), sizeof(MqSlot)));
+					mul_size(mq_backend_slot_count(), sizeof(MqSlot)));
 	size = add_size(size, hash_estimate_size(mq_max_queues, sizeof(MqQueueShared)));
 	return size;
 }
@@ -122,7 +123,7 @@ mqs_startup(void)
 {
 	bool		found;
 	HASHCTL		info;
-	int			nslots = mqs_slot_count();
+	int			nslots = mq_backend_slot_count();
 
 	if (mqs_prev_startup_hook)
 		mqs_prev_startup_hook();

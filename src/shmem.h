@@ -80,6 +80,7 @@ typedef struct MqQueueShared
 
 extern int	mq_max_queues;
 extern void mq_shmem_init(void);
+extern int	mq_backend_slot_count(void);
 extern bool mq_shmem_available(void);
 extern MqQueueShared *mq_shared_queue(Oid ready_relid, const char *name, bool if_room);
 extern void mq_shared_forget_queue(Oid dboid, Oid ready_relid);
