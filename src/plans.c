@@ -234,21 +234,32 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 		case MQP_DUE_EXPIRED:
 			appendStringInfo(&sql,
 							 "SELECT id, attempt, vt FROM %s WHERE vt" OP(">=") "$1 AND vt" OP("<=") "$2"
-							 " AND leased ORDER BY vt LIMIT 1000 FOR UPDATE SKIP LOCKED", W);
-			*nargs = 2;
+							 " AND leased ORDER BY vt LIMIT $3 FOR UPDATE SKIP LOCKED", W);
+			*nargs = 3;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;
+			types[2] = INT4OID;
 			break;
 		case MQP_DUE_READY:
+			/*
+			 * Of the first 1000 due rows (in vt order, not locked), lock
+			 * and take up to $3, highest priority first: a receive
+			 * promotes no more than it can take, and others promote the
+			 * rest at once.
+			 */
 			appendStringInfo(&sql,
 							 "DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
-							 "SELECT w.ctid FROM %s w WHERE w.vt" OP(">=") "$1 AND w.vt" OP("<=") "$2"
-							 " AND NOT w.leased ORDER BY w.vt LIMIT 1000 FOR UPDATE SKIP LOCKED))"
+							 "SELECT w.ctid FROM %s w WHERE w.ctid" OP("=") "ANY (ARRAY("
+							 "SELECT c.ctid FROM %s c WHERE c.vt" OP(">=") "$1 AND c.vt" OP("<=") "$2"
+							 " AND NOT c.leased ORDER BY c.vt LIMIT 1000))"
+							 " AND w.vt" OP("<=") "$2 AND NOT w.leased"
+							 " ORDER BY w.priority DESC, w.vt LIMIT $3 FOR UPDATE SKIP LOCKED))"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, last_error", W, W);
-			*nargs = 2;
+							 " dedup_key, last_error", W, W, W);
+			*nargs = 3;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;
+			types[2] = INT4OID;
 			break;
 		case MQP_NEXT_DUE:
 			appendStringInfo(&sql,

@@ -39,9 +39,10 @@
 
 /* Expired leases: back off, or dead-letter.  Returns rows handled. */
 static int64
-mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool *more)
+mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int limit,
+			bool *more)
 {
-	Datum		args[2] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now)};
+	Datum		args[3] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now), Int32GetDatum(limit)};
 	SPITupleTable *rows;
 	uint64		n;
 
@@ -49,7 +50,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 		elog(ERROR, "mq: could not scan expired leases of \"%s\"", q->name);
 	rows = SPI_tuptable;
 	n = SPI_processed;
-	*more = (n >= MQ_PROMOTE_BATCH);
+	*more = (n >= limit);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -77,9 +78,10 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, boo
 
 /* Delayed messages and retries that are due: into the ready table. */
 static int64
-mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool *more)
+mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int limit,
+		  bool *more)
 {
-	Datum		args[2] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now)};
+	Datum		args[3] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now), Int32GetDatum(limit)};
 	SPITupleTable *rows;
 	uint64		n;
 
@@ -87,7 +89,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool 
 		elog(ERROR, "mq: could not scan due messages of \"%s\"", q->name);
 	rows = SPI_tuptable;
 	n = SPI_processed;
-	*more = (n >= MQ_PROMOTE_BATCH);
+	*more = (n >= limit);
 	for (uint64 i = 0; i < n; i++)
 	{
 		MqOutMessage m;
@@ -103,11 +105,17 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, bool 
  * Promote what is due in q's wait table.  Without force it returns at once
  * when the shared next_due says nothing is due, or another backend is at
  * it; with force it scans the whole table (maintenance does this now and
- * then, in case a clock step put a row below the low mark).
+ * then, in case a clock step put a row below the low mark).  A budget > 0
+ * (a receive: its quantity) promotes at most that many rows of each kind,
+ * highest priority first, and leaves the rest to whoever looks next, at
+ * once: rows a transaction promotes stay invisible to others until it
+ * commits, so it promotes no more than it can take.
  */
 int64
-mq_promote_due(MqQueue *q, bool force)
+mq_promote_due(MqQueue *q, bool force, int budget)
 {
+	int			limit = budget > 0 ? Min(budget, MQ_PROMOTE_BATCH) : MQ_PROMOTE_BATCH;
+	bool		cut = false;		/* stopped at the budget: more may be due */
 	MqQueueShared *qs = mq_queue_shared(q);
 	TimestampTz now = mq_now();
 	TimestampTz low = DT_NOBEGIN;
@@ -145,11 +153,12 @@ mq_promote_due(MqQueue *q, bool force)
 		bool		isnull;
 
 		do
-			handled += mqp_expired(q, qs, low, now, &more);
-		while (more);
+			handled += mqp_expired(q, qs, low, now, limit, &more);
+		while (more && budget <= 0);
 		do
-			handled += mqp_ready(q, qs, low, now, &more_ready);
-		while (more_ready);
+			handled += mqp_ready(q, qs, low, now, limit, &more_ready);
+		while (more_ready && budget <= 0);
+		cut = budget > 0 && (more || more_ready);
 
 		/*
 		 * The first wait row at or after the low mark, up to the window's
@@ -179,6 +188,8 @@ mq_promote_due(MqQueue *q, bool force)
 			 */
 			if (next == DT_NOEND)
 				due = horizon;
+			else if (next <= now && cut)
+				due = now;		/* left for the next look: at once */
 			else if (next <= now)
 				due = TimestampTzPlusMilliseconds(now, MQ_BUSY_RETRY_MS);
 			else

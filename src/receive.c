@@ -150,7 +150,7 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
 {
 	int			n = 0;
 
-	mq_promote_due(q, false);
+	mq_promote_due(q, false, quantity);
 	for (int round = 0; round < 4 && n < quantity; round++)
 	{
 		TimestampTz now;

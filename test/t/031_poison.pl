@@ -32,13 +32,20 @@ sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
 q1("CREATE EXTENSION mq");
 
-# Wait until the server accepts connections again (after a crash).
+# Wait until the server has gone through crash recovery and accepts
+# connections again: the log, from offset on, says it is ready (a
+# connection made before the postmaster noticed the crash would be killed
+# by the restart).
 sub wait_up
 {
+	my ($offset) = @_;
 	for (1 .. 300)
 	{
-		my ($ret) = $node->psql('postgres', 'SELECT 1');
-		return 1 if $ret == 0;
+		if (slurp_file($node->logfile, $offset) =~ /database system is ready to accept connections/)
+		{
+			my ($ret) = $node->psql('postgres', 'SELECT 1');
+			return 1 if $ret == 0;
+		}
 		usleep(100_000);
 	}
 	return 0;
@@ -78,9 +85,10 @@ sub consume_once
 	}
 	elsif ($how eq 'kill')
 	{
+		my $offset = -s $node->logfile;
 		kill 'KILL', $pid;
 		eval { $s->quit; };
-		wait_up() or die "server did not come back after the crash";
+		wait_up($offset) or die "server did not come back after the crash";
 	}
 	elsif ($how eq 'savepoint')
 	{
