@@ -68,6 +68,7 @@ static HTAB *mqc_queues = NULL;
 static List *mqc_retired = NIL; /* of MqQueue *, in CacheMemoryContext */
 static Oid	mqc_catalog_relid = InvalidOid;
 static Oid	mqc_ext_owner = InvalidOid;
+static uint64 mqc_invalidations = 0;	/* catalog invalidations seen */
 static Oid	mqc_sequence_relid = InvalidOid;
 static SPIPlanPtr mqc_load_plan = NULL;
 static bool mqc_callback_registered = false;
@@ -85,6 +86,7 @@ mqc_invalidate(Datum arg, Oid relid)
 
 	if (relid != InvalidOid && relid != mqc_catalog_relid)
 		return;
+	mqc_invalidations++;
 	mqc_catalog_relid = InvalidOid;
 	mqc_sequence_relid = InvalidOid;
 	mqc_ext_owner = InvalidOid;
@@ -426,6 +428,7 @@ mqc_lookup(const char *name, bool missing_ok, bool *damaged)
 		if (ref->q == NULL || !ref->q->valid)
 		{
 			MqQueue    *fresh = MemoryContextAllocZero(CacheMemoryContext, sizeof(MqQueue));
+			uint64		invalidations = mqc_invalidations;
 
 			strlcpy(fresh->name, name, NAMEDATALEN);
 			if (ref->q)
@@ -441,7 +444,11 @@ mqc_lookup(const char *name, bool missing_ok, bool *damaged)
 						(errcode(ERRCODE_UNDEFINED_TABLE),
 						 errmsg("queue \"%s\" does not exist", name)));
 			}
-			fresh->valid = true;
+			/*
+			 * A change committed while we read (its invalidation came in
+			 * during the load) may be half in what we read: load again.
+			 */
+			fresh->valid = (mqc_invalidations == invalidations);
 			ref->q = fresh;
 		}
 		q = ref->q;

@@ -21,8 +21,10 @@
  * postmaster keeps it mapped, and at the restart that follows moves every
  * journal entry to the table: the transactions they belong to are all gone)
  * and a restart of the server (the file).  Bounds: MQD_JOURNAL deliveries
- * per transaction, MQD_TABLE aborted deliveries remembered (the oldest is
- * forgotten first).  Applying the highest attempt seen, never a sum, makes
+ * per transaction, MQD_TABLE aborted deliveries remembered (a slot is
+ * reused when its neighbourhood is full).  Best effort in one respect: an
+ * abort releases the rows before its callback moves the journal, so a
+ * receive in that instant does not see the attempt.  Applying the highest attempt seen, never a sum, makes
  * an entry of a transaction that did commit harmless.
  *
  *-------------------------------------------------------------------------
@@ -73,7 +75,6 @@ typedef struct MqdFile
 	uint32		journal_size;
 	uint32		table_size;
 	pg_atomic_uint32 nused;		/* table entries in use */
-	uint32		victim;			/* next entry to forget when full */
 	MqdEntry	table[MQD_TABLE];
 	MqdJournal	journals[FLEXIBLE_ARRAY_MEMBER];
 } MqdFile;
@@ -91,20 +92,38 @@ mqd_size(int njournals)
 	return add_size(offsetof(MqdFile, journals), mul_size(njournals, sizeof(MqdJournal)));
 }
 
-/* Under the lock: remember that message id was delivered as attempt. */
+#define MQD_PROBES		16		/* slots looked at for one message */
+
+static uint32
+mqd_home(Oid dboid, Oid relid, int64 id)
+{
+	uint64		h = (uint64) id * UINT64CONST(0x9E3779B97F4A7C15);
+
+	h ^= ((uint64) relid << 32) ^ dboid;
+	h ^= h >> 29;
+	return (uint32) (h % MQD_TABLE);
+}
+
+/*
+ * Under the lock (exclusive): remember that the message was delivered as
+ * attempt in a transaction that aborted.  Entries are never removed (ids
+ * are never reused, and the highest attempt wins, so an old entry is
+ * harmless); a full neighbourhood gives up its first slot.
+ */
 static void
 mqd_table_note(const MqdEntry *e)
 {
+	uint32		home = mqd_home(e->dboid, e->relid, e->id);
 	int			free_slot = -1;
 
-	for (int i = 0; i < MQD_TABLE; i++)
+	for (int k = 0; k < MQD_PROBES; k++)
 	{
-		MqdEntry   *t = &mqd->table[i];
+		MqdEntry   *t = &mqd->table[(home + k) % MQD_TABLE];
 
 		if (!t->used)
 		{
 			if (free_slot < 0)
-				free_slot = i;
+				free_slot = (home + k) % MQD_TABLE;
 			continue;
 		}
 		if (t->id == e->id && t->relid == e->relid && t->dboid == e->dboid)
@@ -114,10 +133,7 @@ mqd_table_note(const MqdEntry *e)
 		}
 	}
 	if (free_slot < 0)
-	{
-		free_slot = mqd->victim;	/* full: forget the oldest slot */
-		mqd->victim = (mqd->victim + 1) % MQD_TABLE;
-	}
+		free_slot = home;		/* full around here: forget that one */
 	else
 		pg_atomic_fetch_add_u32(&mqd->nused, 1);
 	mqd->table[free_slot] = *e;
@@ -284,26 +300,27 @@ mq_deliveries_end(uint32 mark, bool aborted)
 }
 
 /*
- * The highest attempt an aborted delivery of this message had, or 0; the
- * entry is forgotten (this delivery, noted in its turn, carries it on).
+ * The highest attempt an aborted delivery of this message had, or 0.  The
+ * entry stays: should this delivery abort too, or fail before it is noted,
+ * nothing is lost.
  */
 int32
 mq_deliveries_take(Oid relid, int64 id)
 {
 	int32		attempt = 0;
+	uint32		home;
 
 	if (mqd == NULL || pg_atomic_read_u32(&mqd->nused) == 0)
 		return 0;
-	LWLockAcquire(mqd_lock, LW_EXCLUSIVE);
-	for (int i = 0; i < MQD_TABLE; i++)
+	home = mqd_home(MyDatabaseId, relid, id);
+	LWLockAcquire(mqd_lock, LW_SHARED);
+	for (int k = 0; k < MQD_PROBES; k++)
 	{
-		MqdEntry   *t = &mqd->table[i];
+		MqdEntry   *t = &mqd->table[(home + k) % MQD_TABLE];
 
 		if (t->used && t->id == id && t->relid == relid && t->dboid == MyDatabaseId)
 		{
 			attempt = t->attempt;
-			t->used = 0;
-			pg_atomic_fetch_sub_u32(&mqd->nused, 1);
 			break;
 		}
 	}

@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/twophase.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -54,6 +55,15 @@ typedef struct MqGaugeCount
 	TransactionId snap_xmax;	/* invalid until the snapshot is taken */
 	int64		after[MQ_NUM_GAUGES];
 	bool		overflow;		/* the journal filled up: count again later */
+	/* the snapshot of the last count that finished, for late committers */
+	MqQueueKey	last_key;
+	uint32		last_epoch;		/* the epoch that count ended with */
+	bool		last_usable;
+	TransactionId last_xmin;
+	TransactionId last_xmax;
+	uint32		last_xcnt;
+	TransactionId *last_xip;	/* max_xip entries, after the slots */
+	uint32		max_xip;
 	int			njournal;
 	struct
 	{
@@ -96,6 +106,13 @@ mq_backend_slot_count(void)
 #endif
 }
 
+/* Transactions a snapshot can list as running. */
+static uint32
+mqs_max_xip(void)
+{
+	return (uint32) (mq_backend_slot_count() + max_prepared_xacts);
+}
+
 static Size
 mqs_size(void)
 {
@@ -103,6 +120,7 @@ mqs_size(void)
 
 	size = add_size(offsetof(MqSharedState, slots),
 					mul_size(mq_backend_slot_count(), sizeof(MqSlot)));
+	size = add_size(size, mul_size(mqs_max_xip(), sizeof(TransactionId)));
 	size = add_size(size, hash_estimate_size(mq_max_queues, sizeof(MqQueueShared)));
 	return size;
 }
@@ -130,14 +148,18 @@ mqs_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	mqs_state = ShmemInitStruct("mq state",
-								add_size(offsetof(MqSharedState, slots),
-										 mul_size(nslots, sizeof(MqSlot))),
+								add_size(add_size(offsetof(MqSharedState, slots),
+												  mul_size(nslots, sizeof(MqSlot))),
+										 mul_size(mqs_max_xip(), sizeof(TransactionId))),
 								&found);
 	if (!found)
 	{
 		mqs_state->lock = &(GetNamedLWLockTranche("mq"))->lock;
 		SpinLockInit(&mqs_state->count.mutex);
 		mqs_state->count.key.dboid = InvalidOid;
+		mqs_state->count.last_usable = false;
+		mqs_state->count.max_xip = mqs_max_xip();
+		mqs_state->count.last_xip = (TransactionId *) &mqs_state->slots[nslots];
 		mqs_state->nslots = nslots;
 		for (int i = 0; i < nslots; i++)
 		{
@@ -188,6 +210,7 @@ mqs_init_entry(MqQueueShared *qs, const char *name)
 	pg_atomic_init_u64(&qs->wait_low, 0);
 	pg_atomic_init_u64(&qs->promote_until, 0);
 	pg_atomic_init_u32(&qs->gauges_state, MQ_GAUGES_UNKNOWN);
+	pg_atomic_init_u32(&qs->gauges_epoch, 0);
 	pg_atomic_init_u32(&qs->totals_loaded, 0);
 	for (int i = 0; i < MQC_NUM; i++)
 		pg_atomic_init_u64(&qs->counters[i], 0);
@@ -434,48 +457,91 @@ mqs_xid_visible(TransactionId xid, Snapshot snap)
 	return true;
 }
 
+/* The epoch of q's gauges, read before a commit becomes visible. */
+uint32
+mq_gauges_epoch(MqQueueShared *qs)
+{
+	return pg_atomic_read_u32(&qs->gauges_epoch);
+}
+
+static void
+mqs_gauges_add(MqQueueShared *qs, const int64 *deltas)
+{
+	for (int i = 0; i < MQ_NUM_GAUGES; i++)
+		if (deltas[i] != 0)
+			pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) deltas[i]);
+}
+
 /*
  * A transaction with top-level xid committed these gauge deltas to the
  * queue of qs (called from the commit callback, so the transaction is
- * already visible to new snapshots).
+ * already visible to new snapshots).  epoch0 is the gauges' epoch read
+ * before it became visible.  Valid gauges and an unchanged epoch: no count
+ * finished since, none can have seen the transaction: add.  A count that
+ * finished meanwhile may or may not have seen it: its snapshot, kept, says
+ * (else the gauges become unknown and are counted again).  Unknown gauges:
+ * the count to come sees the transaction.
  */
 void
-mq_gauges_commit(MqQueueShared *qs, TransactionId xid, const int64 *deltas)
+mq_gauges_commit(MqQueueShared *qs, TransactionId xid, uint32 epoch0, const int64 *deltas)
 {
 	MqGaugeCount *c = &mqs_state->count;
 	uint32		state;
 
-	pg_memory_barrier();		/* our commit is visible before we look */
+	SpinLockAcquire(&qs->mutex);
 	state = pg_atomic_read_u32(&qs->gauges_state);
-	if (state == MQ_GAUGES_COUNTING)
+	if (state == MQ_GAUGES_VALID && pg_atomic_read_u32(&qs->gauges_epoch) == epoch0)
+		mqs_gauges_add(qs, deltas);
+	SpinLockRelease(&qs->mutex);
+	if (state == MQ_GAUGES_UNKNOWN ||
+		(state == MQ_GAUGES_VALID && pg_atomic_read_u32(&qs->gauges_epoch) == epoch0))
+		return;
+
+	/* a count runs, or finished since: under both locks (count's first) */
+	SpinLockAcquire(&c->mutex);
+	SpinLockAcquire(&qs->mutex);
+	state = pg_atomic_read_u32(&qs->gauges_state);
+	if (state == MQ_GAUGES_COUNTING && memcmp(&c->key, &qs->key, sizeof(MqQueueKey)) == 0)
 	{
-		SpinLockAcquire(&c->mutex);
-		state = pg_atomic_read_u32(&qs->gauges_state);
-		if (state == MQ_GAUGES_COUNTING &&
-			memcmp(&c->key, &qs->key, sizeof(MqQueueKey)) == 0)
+		if (TransactionIdIsValid(c->snap_xmax) && TransactionIdIsValid(xid) &&
+			TransactionIdFollowsOrEquals(xid, c->snap_xmax))
 		{
-			if (TransactionIdIsValid(c->snap_xmax) && TransactionIdIsValid(xid) &&
-				TransactionIdFollowsOrEquals(xid, c->snap_xmax))
-			{
-				for (int i = 0; i < MQ_NUM_GAUGES; i++)
-					c->after[i] += deltas[i];
-			}
-			else if (c->njournal < MQ_JOURNAL_SIZE)
-			{
-				c->journal[c->njournal].xid = xid;
-				memcpy(c->journal[c->njournal].deltas, deltas, sizeof(int64) * MQ_NUM_GAUGES);
-				c->njournal++;
-			}
-			else
-				c->overflow = true;
+			for (int i = 0; i < MQ_NUM_GAUGES; i++)
+				c->after[i] += deltas[i];
 		}
-		SpinLockRelease(&c->mutex);
+		else if (c->njournal < MQ_JOURNAL_SIZE)
+		{
+			c->journal[c->njournal].xid = xid;
+			memcpy(c->journal[c->njournal].deltas, deltas, sizeof(int64) * MQ_NUM_GAUGES);
+			c->njournal++;
+		}
+		else
+			c->overflow = true;
 	}
-	/* unknown: the next count sees this commit */
-	if (state == MQ_GAUGES_VALID)
-		for (int i = 0; i < MQ_NUM_GAUGES; i++)
-			if (deltas[i] != 0)
-				pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) deltas[i]);
+	else if (state == MQ_GAUGES_VALID)
+	{
+		uint32		epoch = pg_atomic_read_u32(&qs->gauges_epoch);
+
+		if (epoch == epoch0)
+			mqs_gauges_add(qs, deltas);
+		else if (epoch == epoch0 + 1 && c->last_usable && c->last_epoch == epoch &&
+				 memcmp(&c->last_key, &qs->key, sizeof(MqQueueKey)) == 0)
+		{
+			SnapshotData snap;
+
+			memset(&snap, 0, sizeof(snap));
+			snap.xmin = c->last_xmin;
+			snap.xmax = c->last_xmax;
+			snap.xcnt = c->last_xcnt;
+			snap.xip = c->last_xip;
+			if (!mqs_xid_visible(xid, &snap))
+				mqs_gauges_add(qs, deltas);
+		}
+		else
+			pg_atomic_write_u32(&qs->gauges_state, MQ_GAUGES_UNKNOWN);
+	}
+	SpinLockRelease(&qs->mutex);
+	SpinLockRelease(&c->mutex);
 }
 
 static void
@@ -513,7 +579,9 @@ mq_gauges_count_begin(MqQueueShared *qs)
 		memset(c->after, 0, sizeof(c->after));
 		c->overflow = false;
 		c->njournal = 0;
+		SpinLockAcquire(&qs->mutex);
 		pg_atomic_write_u32(&qs->gauges_state, MQ_GAUGES_COUNTING);
+		SpinLockRelease(&qs->mutex);
 		mine = true;
 	}
 	SpinLockRelease(&c->mutex);
@@ -560,10 +628,29 @@ mq_gauges_count_end(Snapshot snap, const int64 *counted)
 			if (!mqs_xid_visible(c->journal[j].xid, snap))
 				for (int i = 0; i < MQ_NUM_GAUGES; i++)
 					gauges[i] += c->journal[j].deltas[i];
+	}
+	SpinLockAcquire(&qs->mutex);
+	if (ok)
+	{
+		uint32		epoch = pg_atomic_read_u32(&qs->gauges_epoch) + 1;
+
 		for (int i = 0; i < MQ_NUM_GAUGES; i++)
 			pg_atomic_write_u64(&qs->counters[i], (uint64) gauges[i]);
+		pg_atomic_write_u32(&qs->gauges_epoch, epoch);
+		/* kept for commits that were on their way: see mq_gauges_commit */
+		c->last_key = qs->key;
+		c->last_epoch = epoch;
+		c->last_usable = (snap->xcnt <= c->max_xip);
+		if (c->last_usable)
+		{
+			c->last_xmin = snap->xmin;
+			c->last_xmax = snap->xmax;
+			c->last_xcnt = snap->xcnt;
+			memcpy(c->last_xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
+		}
 	}
 	pg_atomic_write_u32(&qs->gauges_state, ok ? MQ_GAUGES_VALID : MQ_GAUGES_UNKNOWN);
+	SpinLockRelease(&qs->mutex);
 	c->key.dboid = InvalidOid;
 	c->owner_pid = 0;
 	SpinLockRelease(&c->mutex);
@@ -581,7 +668,9 @@ mq_gauges_count_abort(void)
 		return;
 	c = &mqs_state->count;
 	SpinLockAcquire(&c->mutex);
+	SpinLockAcquire(&mqs_counting->mutex);
 	pg_atomic_write_u32(&mqs_counting->gauges_state, MQ_GAUGES_UNKNOWN);
+	SpinLockRelease(&mqs_counting->mutex);
 	c->key.dboid = InvalidOid;
 	c->owner_pid = 0;
 	SpinLockRelease(&c->mutex);

@@ -65,6 +65,7 @@ typedef struct MqQueueShared
 	pg_atomic_uint64 wait_low;	/* no wait row has vt below this (encoded) */
 	pg_atomic_uint64 promote_until; /* a promoter's claim (encoded time) */
 	pg_atomic_uint32 gauges_state;	/* MQ_GAUGES_*: counters of the gauges */
+	pg_atomic_uint32 gauges_epoch;	/* counts finished (changed under mutex) */
 	pg_atomic_uint32 totals_loaded; /* totals read from mq.queue_totals */
 	pg_atomic_uint64 counters[MQC_NUM];
 	pg_atomic_uint32 notify_pending;	/* NOTIFY owed by the worker */
@@ -93,7 +94,9 @@ extern bool mq_lanes_copy(MqQueueShared *qs, MqLane *lanes, int *nlanes);
 extern uint64 mq_head_cap(MqQueueShared *qs);
 
 /* gauges: commits, and counts from the tables that stay exact */
-extern void mq_gauges_commit(MqQueueShared *qs, TransactionId xid, const int64 *deltas);
+extern uint32 mq_gauges_epoch(MqQueueShared *qs);
+extern void mq_gauges_commit(MqQueueShared *qs, TransactionId xid, uint32 epoch0,
+							 const int64 *deltas);
 extern bool mq_gauges_count_begin(MqQueueShared *qs);
 extern void mq_gauges_count_snapshot(Snapshot snap);
 extern bool mq_gauges_count_end(Snapshot snap, const int64 *counted);

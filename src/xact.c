@@ -47,6 +47,7 @@ typedef struct MqXactQueue
 	MqQueueShared *qs;
 	int64		deltas[MQC_NUM];
 	bool		purged;			/* no low mark moves at commit */
+	uint32		gauges_epoch;	/* of the queue's gauges, read before commit */
 	bool		promoted;
 	bool		wrote_wait;		/* wrote wait rows: note due_min at commit */
 	TimestampTz due_min;
@@ -385,7 +386,7 @@ mqx_commit(MqXactQueue *xq)
 {
 	MqQueueShared *qs = xq->qs;
 
-	mq_gauges_commit(qs, mqx_xid, xq->deltas);
+	mq_gauges_commit(qs, mqx_xid, xq->gauges_epoch, xq->deltas);
 	for (int i = MQC_FIRST_TOTAL; i < MQC_NUM; i++)
 		if (xq->deltas[i] != 0)
 			pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
@@ -475,7 +476,14 @@ mqx_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			/* before the transaction becomes visible (src/shmem.c says why) */
 			mqx_xid = GetTopTransactionIdIfAny();
+			foreach(lc, mqx_queues)
+			{
+				MqXactQueue *xq = lfirst(lc);
+
+				xq->gauges_epoch = mq_gauges_epoch(xq->qs);
+			}
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
