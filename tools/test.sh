@@ -178,6 +178,17 @@ if [ "${#REGRESS_TESTS[@]}" -eq 0 ]; then
     echo "pg_regress: REGRESS is empty, skipped"
 else
     echo "tests (REGRESS of the Makefile): ${REGRESS_TESTS[*]}"
+    # The README as a tested document (issue 17): sql/readme.sql must be what
+    # tools/readme-sql.py makes of README.md, and every result the README
+    # shows must be in expected/readme.out.  Counted as one test.
+    if [[ " ${REGRESS_TESTS[*]} " == *" readme "* ]]; then
+        if python3 "$MQ_ROOT/tools/readme-sql.py" --check; then
+            PASSED=$((PASSED + 1))
+        else
+            echo "pg_regress: README.md and sql/readme.sql / expected/readme.out disagree (see above)"
+            FAILED=$((FAILED + 1))
+        fi
+    fi
     add_missing_expected "$T/expected" "${REGRESS_TESTS[@]}"
     "${TO[@]}" "$TIMEOUT" "${MQ_AS[@]}" make -C "$T" --no-print-directory \
         installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= TAP_TESTS= </dev/null 2>&1 | tee "$OUT/regress.log"
