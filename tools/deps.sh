@@ -54,6 +54,14 @@ mq_deps_missing() {
             echo libipc-run-perl
         fi
         [ -e "$sharedir/extension/pgtap.control" ] || echo "postgresql-$MQ_PG_MAJOR-pgtap"
+        # the Python client's tests (clients/python) use Debian's python3
+        # with psycopg 3
+        if [ ! -x "${MQ_PYTHON:-/usr/bin/python3}" ]; then
+            echo python3
+            echo python3-psycopg
+        elif ! "${MQ_PYTHON:-/usr/bin/python3}" -c 'import psycopg' >/dev/null 2>&1; then
+            echo python3-psycopg
+        fi
     fi
 }
 

@@ -11,9 +11,12 @@
 #                      copy, and MQ_REPO_ROOT, this tree: the copy has no
 #                      .git, and t/021_upgrade.pl builds mq 0.1 from git
 #                      history)
-#   4. bench smoke     bash bench/run.sh --smoke, if bench/run.sh exists
+#   4. python client   clients/python/tests/run.py (unittest) with
+#                      Debian's python3 and psycopg 3; the tests start
+#                      their own temporary cluster
+#   5. bench smoke     bash bench/run.sh --smoke, if bench/run.sh exists
 # Counted: one per pg_regress test, one per isolation spec, one per TAP
-# assertion, one for the bench smoke (a failing build/install counts as one
+# assertion, one per Python client test, one for the bench smoke (a failing build/install counts as one
 # failure).  The last line printed is "N passed, M failed"; the exit status
 # is 0 only if M = 0 and N > 0.
 #
@@ -26,7 +29,8 @@
 #                           (default: postgres if it exists, else mqtest)
 #   TEMP_CONFIG             passed on to the TAP tests if set (appended to
 #                           every PostgreSQL::Test::Cluster node's config)
-#   MQ_SUITES               suites to run (default "regress isolation tap bench");
+#   MQ_PYTHON               python for the client tests (default /usr/bin/python3)
+#   MQ_SUITES               suites to run (default "regress isolation tap python bench");
 #                           for a quick look while developing, not for CI
 #   MQ_ONLY                 names of the tests to run inside those suites
 #                           (pg_regress tests, specs, TAP files without .pl);
@@ -161,7 +165,7 @@ TO=(timeout -k 30)
 
 # --- 1. pg_regress -----------------------------------------------------------
 
-SUITES=${MQ_SUITES:-regress isolation tap bench}
+SUITES=${MQ_SUITES:-regress isolation tap python bench}
 # wanted SUITE [NAME]: whether MQ_SUITES / MQ_ONLY select it
 wanted() {
     [[ " $SUITES " == *" $1 "* ]] || return 1
@@ -307,7 +311,36 @@ else
     FAILED=$((FAILED + TAP_FAIL))
 fi
 
-# --- 4. bench smoke --------------------------------------------------------
+# --- 4. Python client -------------------------------------------------------
+
+mq_section "python client"
+if [ ! -f "$T/clients/python/tests/run.py" ]; then
+    echo "python: no clients/python/tests/run.py, skipped"
+elif ! wanted python; then
+    echo "python: not selected (MQ_SUITES), skipped"
+else
+    (cd "$T" && "${TO[@]}" "$TIMEOUT" "${MQ_AS[@]}" PYTHONPATH="$T/clients/python" \
+        PYTHONDONTWRITEBYTECODE=1 "${MQ_PYTHON:-/usr/bin/python3}" clients/python/tests/run.py) \
+        </dev/null 2>&1 | tee "$OUT/python.log"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 124 ] && echo "python: timed out after ${TIMEOUT}s"
+    mq_stop_postgres_under "$WORK/tmp"
+    line=$(grep -E '^python client tests: [0-9]+ passed, [0-9]+ failed$' "$OUT/python.log" | tail -n 1)
+    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]}
+        f=${BASH_REMATCH[2]}
+    else
+        echo "python: no result line (exit status $rc)"
+        p=0
+        f=1
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "python client: $p passed, $f failed"
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+fi
+
+# --- 5. bench smoke --------------------------------------------------------
 
 mq_section "bench smoke"
 if [ ! -f "$T/bench/run.sh" ]; then

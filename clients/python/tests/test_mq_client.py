@@ -1,0 +1,271 @@
+"""Tests of mq_client (issue 14, Python slice) against a temporary cluster
+(tests/cluster.py): outbox sends, the Worker's ack/nack/retry/dead letter,
+lease heartbeat, SIGTERM, reconnection, and exactly-once processing by
+concurrent workers.  Run: PYTHONPATH=clients/python python3 -m unittest -v
+discover -s clients/python/tests (tools/test.sh does, in `make test`)."""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import psycopg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import cluster  # noqa: E402
+from mq_client import Message, Queue, Worker  # noqa: E402
+
+DSN = None
+
+
+def setUpModule():
+    global DSN
+    DSN = cluster.dsn()
+
+
+def tearDownModule():
+    cluster.stop()
+
+
+def admin():
+    return psycopg.connect(DSN, autocommit=True)
+
+
+def make_queue(name, **opts):
+    with admin() as c:
+        c.execute("SELECT mq.drop_queue(%s)", (name,))
+        args = ", ".join(f"{k} => %s" for k in opts)
+        c.execute(f"SELECT mq.create_queue(%s{', ' + args if args else ''})",
+                  (name, *opts.values()))
+
+
+def metrics(name):
+    with admin() as c:
+        return Queue(c, name).metrics()
+
+
+def poll(cond, timeout, what):
+    """Wait until cond() is true (checked every 20 ms) or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class QueueTest(unittest.TestCase):
+    def test_rolled_back_send_is_never_delivered(self):
+        make_queue("py_outbox")
+        with psycopg.connect(DSN) as conn:          # not autocommit: the caller's transaction
+            q = Queue(conn, "py_outbox")
+            q.send({"n": "rolled back"})
+            q.send_batch([{"n": "rb batch 1"}, {"n": "rb batch 2"}])
+            conn.rollback()
+            kept = q.send({"n": "committed"}, headers={"tenant": "acme"}, priority=3)
+            conn.commit()
+        with admin() as c:
+            got = Queue(c, "py_outbox").receive(10)
+        self.assertEqual([(m.id, m.message) for m in got], [(kept, {"n": "committed"})],
+                         "only the committed send is delivered")
+        m = got[0]
+        self.assertIsInstance(m, Message)
+        self.assertEqual((m.headers, m.attempt, m.priority), ({"tenant": "acme"}, 1, 3))
+        self.assertRegex(m.receipt, r"^[0-9a-f]{16}$")
+        self.assertIsNotNone(m.enqueued_at.tzinfo)
+
+    def test_publish_in_the_callers_transaction(self):
+        make_queue("py_topic")
+        with admin() as c:
+            c.execute("SELECT mq.subscribe('py_topic', 'py.#')")
+        with psycopg.connect(DSN) as conn:
+            q = Queue(conn, "py_topic")
+            self.assertEqual(q.publish("py.a", {"x": 1}), 1)
+            conn.rollback()
+            self.assertEqual(q.publish("py.b", {"x": 2}), 1)
+            conn.commit()
+        with admin() as c:
+            got = Queue(c, "py_topic").receive(10)
+        self.assertEqual([(m.message, m.topic) for m in got], [({"x": 2}, "py.b")])
+
+
+class WorkerTest(unittest.TestCase):
+    def run_worker(self, worker, done, timeout, what):
+        worker.start()
+        try:
+            poll(done, timeout, what)
+        finally:
+            worker.stop()
+            self.assertTrue(worker.join(30), "worker threads end after stop()")
+
+    def test_success_acks(self):
+        make_queue("py_ok")
+        with admin() as c:
+            ids = Queue(c, "py_ok").send_batch([{"i": i} for i in range(20)])
+        seen = []
+        w = Worker(DSN, "py_ok", lambda m: seen.append(m.id), concurrency=2, wait=1)
+        self.run_worker(w, lambda: w.stats["acked"] == 20, 20, "20 acks")
+        self.assertEqual(sorted(seen), sorted(ids), "each message handled once")
+        m = metrics("py_ok")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
+                         (0, 0, 0, 20), "all acked, none left")
+
+    def test_raise_nacks_with_error_retries_then_dead_letters(self):
+        make_queue("py_fail_dlq")
+        make_queue("py_fail", max_attempts=3, retry_delay="200 milliseconds",
+                   retry_delay_max="1 second", dead_letter_queue="py_fail_dlq")
+        with admin() as c:
+            mid = Queue(c, "py_fail").send({"job": "doomed"})
+        calls = []
+
+        def handler(m):
+            calls.append((m.attempt, time.monotonic()))
+            raise ValueError(f"boom {m.attempt}")
+
+        w = Worker(DSN, "py_fail", handler, concurrency=1, wait=1)
+        self.run_worker(w, lambda: metrics("py_fail_dlq")["ready"] == 1, 20,
+                        "the dead letter")
+        self.assertEqual([a for a, _ in calls], [1, 2, 3], "delivered 3 times (max_attempts)")
+        gaps = [b - a for (_, a), (_, b) in zip(calls, calls[1:])]
+        self.assertTrue(all(g >= 0.09 for g in gaps), f"retried after a backoff: {gaps}")
+        self.assertEqual(w.stats["nacked"], 3)
+        self.assertEqual(w.stats["acked"], 0)
+        with admin() as c:
+            dl = Queue(c, "py_fail_dlq").receive(1)[0]
+        info = dl.headers["mq_dead_letter"]
+        self.assertEqual((info["id"], info["attempts"], info["queue"]), (mid, 3, "py_fail"))
+        self.assertEqual(info["last_error"], "ValueError: boom 3", "nack carried the error text")
+        m = metrics("py_fail")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"]), (0, 0, 0))
+
+    def test_heartbeat_keeps_a_long_job_leased(self):
+        make_queue("py_hb", visibility_timeout="1 second")
+        with admin() as c:
+            Queue(c, "py_hb").send({"job": "3 seconds"})
+        started = threading.Event()
+        calls = []
+
+        def handler(m):
+            calls.append(m.attempt)
+            started.set()
+            time.sleep(3)
+
+        w = Worker(DSN, "py_hb", handler, concurrency=1, wait=1)
+        w.start()
+        stolen = []
+        try:
+            self.assertTrue(started.wait(10), "handler started")
+            with admin() as c:
+                q = Queue(c, "py_hb")
+                end = time.monotonic() + 3.2
+                while time.monotonic() < end:     # a competing consumer
+                    stolen += q.receive(1)
+                    time.sleep(0.1)
+            poll(lambda: w.stats["acked"] == 1, 10, "the ack")
+        finally:
+            w.stop()
+            self.assertTrue(w.join(30))
+        self.assertEqual(stolen, [], "nobody else got the message while its handler ran")
+        self.assertEqual(calls, [1], "handled once, in its first attempt")
+        self.assertGreaterEqual(w.stats["extended"], 3, "the lease was extended")
+        m = metrics("py_hb")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
+                         (0, 0, 0, 1))
+
+    def test_sigterm_mid_message_finishes_it_and_exits_0(self):
+        make_queue("py_term")
+        with admin() as c:
+            Queue(c, "py_term").send_batch([{"i": i} for i in range(3)])
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "sigterm_worker.py"),
+                              DSN, "py_term", "1.5"], stdout=subprocess.PIPE, text=True)
+        try:
+            first = p.stdout.readline().split()
+            self.assertEqual(first[0], "start", "the handler started")
+            p.send_signal(signal.SIGTERM)
+            out, _ = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, "exit status 0")
+        self.assertEqual(out.split(), ["done", first[1]],
+                         "the message in hand finished, no other was started")
+        m = metrics("py_term")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
+                         (2, 0, 0, 1), "the finished one acked, the others untouched")
+
+    def test_terminated_connections_reconnect_nothing_lost_or_acked_twice(self):
+        n = 300
+        make_queue("py_kill", visibility_timeout="3 seconds")
+        with admin() as c:
+            ids = Queue(c, "py_kill").send_batch([{"i": i} for i in range(n)])
+        handled = collections.Counter()
+        lock = threading.Lock()
+
+        def handler(m):
+            time.sleep(0.005)
+            with lock:
+                handled[m.id] += 1
+
+        w = Worker(DSN, "py_kill", handler, concurrency=3, wait=1,
+                   application_name="py_kill_worker", backoff=(0.05, 0.5))
+        w.start()
+        killed = 0
+        try:
+            for at in (50, 120, 200):
+                poll(lambda: sum(handled.values()) >= at, 30, f"{at} messages handled")
+                with admin() as c:
+                    killed += c.execute(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                        " FROM pg_stat_activity WHERE application_name = 'py_kill_worker'"
+                    ).fetchone()[0]
+            poll(lambda: w.stats["acked"] + w.stats["settle_failed"] >= n
+                 and metrics("py_kill")["ready"] == 0, 40, "every message settled")
+        finally:
+            w.stop()
+            self.assertTrue(w.join(30))
+        self.assertGreaterEqual(killed, 3, "worker connections were terminated")
+        self.assertGreaterEqual(w.stats["reconnects"], 3, "the worker reconnected")
+        self.assertEqual(set(handled), set(ids), "no message lost")
+        self.assertEqual([i for i, k in handled.items() if k > 1], [], "none handled twice")
+        self.assertEqual((w.stats["acked"], w.stats["settle_failed"]), (n, 0),
+                         "each ack acted exactly once")
+        m = metrics("py_kill")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
+                         (0, 0, 0, n))
+
+    def test_four_concurrent_workers_process_2000_messages_exactly_once(self):
+        n = 2000
+        make_queue("py_many")
+        with admin() as c:
+            ids = []
+            for k in range(0, n, 500):
+                ids += Queue(c, "py_many").send_batch([{"i": i} for i in range(k, k + 500)])
+        handled = collections.Counter()
+        lock = threading.Lock()
+
+        def handler(m):
+            with lock:
+                handled[m.id] += 1
+
+        w = Worker(DSN, "py_many", handler, concurrency=4, wait=1)
+        t0 = time.monotonic()
+        self.run_worker(w, lambda: w.stats["acked"] >= n, 50, f"{n} acks")
+        rate = n / (time.monotonic() - t0)
+        print(f"\n  4 workers: {n} messages in {n / rate:.2f}s ({rate:.0f} msg/s)",
+              file=sys.stderr)
+        self.assertEqual(sorted(handled), sorted(ids), "every message handled")
+        self.assertEqual(max(handled.values()), 1, "none twice")
+        self.assertEqual(w.stats["acked"], n)
+        m = metrics("py_many")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
+                         (0, 0, 0, n))
+
+
+if __name__ == "__main__":
+    unittest.main()
