@@ -177,6 +177,12 @@ CREATE OR REPLACE VIEW mq.queues WITH (security_barrier) AS
       FROM mq.queue_catalog
      WHERE mq._may_observe(queue);
 
+-- mq.workers gains state: 'running', or 'cannot start: …' for a database
+-- whose worker cannot start (as in mq--0.2.sql).
+CREATE OR REPLACE VIEW mq.workers AS
+    SELECT database, pid, started_at, last_run, passes, handled, last_error, state
+      FROM mq._workers();
+
 CREATE VIEW mq.queue_privileges WITH (security_barrier) AS
     SELECT queue, grantee, privilege
       FROM mq.privilege_catalog

@@ -340,8 +340,10 @@ CREATE FUNCTION mq._workers(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'mq_workers' LANGUAGE C VOLATILE;
 
+-- state: 'running', or 'cannot start: …' for a database whose worker
+-- cannot start (no free background worker, no free slot).
 CREATE VIEW mq.workers AS
-    SELECT database, pid, started_at, last_run, passes, handled, last_error
+    SELECT database, pid, started_at, last_run, passes, handled, last_error, state
       FROM mq._workers();
 
 -- Starts this database's worker now rather than at the launcher's next look.

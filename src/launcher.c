@@ -10,8 +10,14 @@
  *
  * The launcher connects to no database; it lists pg_database and starts a
  * worker in each database once, which exits at once where mq is not
- * installed.  CREATE EXTENSION mq wakes it (mq._worker_wanted() at the end
- * of the install script), so a new installation is served within a second.
+ * installed.  A slot of the shared table is held only while such a probe
+ * runs and for the databases that have mq: a probe that finds no extension
+ * frees its slot, and the launcher remembers that database in a local list
+ * (mqw_no_mq) so that it does not look again every 5 s.  CREATE EXTENSION
+ * mq wakes it (mq._worker_wanted() at the end of the install script), so a
+ * new installation is served within a second.  A worker that cannot start
+ * (no free background worker, no free slot) is logged once and shows in
+ * mq.workers with a state that says so.
  * A worker leaves when the extension is gone; DROP DATABASE and the other
  * commands that need a database without connections tell it to leave
  * first (utility hook), so they never wait for it.
@@ -68,13 +74,17 @@ typedef enum MqWorkerState
 	MQW_PROBE,					/* start one to see if mq is installed */
 	MQW_STARTING,
 	MQW_RUNNING,
-	MQW_NO_EXTENSION,			/* mq is not installed there */
+	MQW_NO_EXTENSION,			/* mq is not installed there: the launcher
+								 * frees the slot once the worker is gone */
 	MQW_STOPPED					/* told to leave (DROP DATABASE and such) */
 } MqWorkerState;
 
 static const char *const mqw_state_names[] = {
 	"free", "probing", "starting", "running", "not installed", "stopped"
 };
+
+#define MQW_NO_BGWORKER_STATE "cannot start: no free background worker slot"
+#define MQW_NO_SLOT_STATE "cannot start: no free slot"
 
 typedef struct MqWorkerSlot
 {
@@ -88,12 +98,16 @@ typedef struct MqWorkerSlot
 	int64		passes;
 	int64		handled;
 	uint64		wanted;			/* bumped when CREATE EXTENSION commits */
+	bool		has_mq;			/* known to have mq (CREATE EXTENSION, a run) */
+	bool		no_bgworker;	/* the last start found no free bgworker */
 	char		last_error[256];
 } MqWorkerSlot;
 
 typedef struct MqWorkerShared
 {
 	int			launcher_procno;	/* -1 when no launcher runs */
+	uint64		overflow;		/* bumped by a CREATE EXTENSION that found
+								 * no free slot: the launcher looks again */
 	int			nslots;
 	MqWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } MqWorkerShared;
@@ -115,10 +129,15 @@ static shmem_startup_hook_type mqw_prev_startup_hook = NULL;
 
 /* ---- shared memory --------------------------------------------------- */
 
+/*
+ * Slots are held by the databases that have mq (and by short probes), not
+ * by every database: more than there can be workers, so that a database
+ * whose worker cannot start still has a slot that says so in mq.workers.
+ */
 static int
 mqw_nslots(void)
 {
-	return Max(max_worker_processes, 8);
+	return max_worker_processes + 32;
 }
 
 static Size
@@ -255,11 +274,35 @@ mq_worker_at_commit(bool committed)
 	if (slot)
 	{
 		slot->wanted++;
+		slot->has_mq = true;
 		if (slot->state != MQW_RUNNING && slot->state != MQW_STARTING)
 			mqw_set_state(slot, MQW_PROBE);
 	}
+	else
+		mqw_shared->overflow++;
 	LWLockRelease(mqw_lock);
 	mqw_wake_launcher();
+	if (slot == NULL)
+		ereport(WARNING,
+				(errmsg("mq cannot start a worker for database \"%s\": no free slot",
+						get_database_name(MyDatabaseId)),
+				 errdetail("All %d slots of mq's worker table are taken.", mqw_shared->nslots),
+				 errhint("Raise max_worker_processes, or drop the extension in databases that do not use it.")));
+}
+
+/*
+ * The state mq.workers shows for a slot, or NULL for no row: running
+ * workers, and databases that have mq and whose worker cannot start.
+ */
+static const char *
+mqw_view_state(MqWorkerSlot *slot)
+{
+	if (slot->state == MQW_RUNNING)
+		return mqw_state_names[MQW_RUNNING];
+	if (slot->state == MQW_PROBE && slot->no_bgworker &&
+		(slot->has_mq || slot->dboid == MyDatabaseId))
+		return MQW_NO_BGWORKER_STATE;
+	return NULL;
 }
 
 /* Rows of the view mq.workers: the workers of every database. */
@@ -268,17 +311,41 @@ mq_workers(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MqWorkerSlot *copy;
+	const char **states;
 	int			n = 0;
+	bool		mine = false;
+	bool		any_free = false;
 
 	mq_srf_materialize(fcinfo);
 	if (mqw_shared == NULL)
 		return (Datum) 0;
-	copy = palloc(sizeof(MqWorkerSlot) * mqw_shared->nslots);
+	copy = palloc(sizeof(MqWorkerSlot) * (mqw_shared->nslots + 1));
+	states = palloc(sizeof(char *) * (mqw_shared->nslots + 1));
 	LWLockAcquire(mqw_lock, LW_SHARED);
 	for (int i = 0; i < mqw_shared->nslots; i++)
-		if (mqw_shared->slots[i].state == MQW_RUNNING)
-			copy[n++] = mqw_shared->slots[i];
+	{
+		MqWorkerSlot *slot = &mqw_shared->slots[i];
+
+		if (slot->state == MQW_FREE)
+			any_free = true;
+		else if (slot->dboid == MyDatabaseId)
+			mine = true;
+		if ((states[n] = mqw_view_state(slot)) != NULL)
+			copy[n++] = *slot;
+	}
 	LWLockRelease(mqw_lock);
+
+	/*
+	 * This database has mq (the caller is in its schema) but no slot, and
+	 * none is free: its worker cannot start.
+	 */
+	if (!mine && !any_free && mq_worker_enabled &&
+		OidIsValid(get_extension_oid("mq", true)))
+	{
+		memset(&copy[n], 0, sizeof(MqWorkerSlot));
+		copy[n].dboid = MyDatabaseId;
+		states[n++] = MQW_NO_SLOT_STATE;
+	}
 
 	for (int i = 0; i < n; i++)
 	{
@@ -289,14 +356,16 @@ mq_workers(PG_FUNCTION_ARGS)
 		values[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
 		nulls[0] = (dbname == NULL);
 		values[1] = Int32GetDatum(copy[i].pid);
+		nulls[1] = (copy[i].state != MQW_RUNNING);
 		values[2] = TimestampTzGetDatum(copy[i].started_at);
+		nulls[2] = (copy[i].state != MQW_RUNNING);
 		values[3] = TimestampTzGetDatum(copy[i].last_run);
 		nulls[3] = (copy[i].last_run == 0);
 		values[4] = Int64GetDatum(copy[i].passes);
 		values[5] = Int64GetDatum(copy[i].handled);
 		values[6] = CStringGetTextDatum(copy[i].last_error);
 		nulls[6] = (copy[i].last_error[0] == '\0');
-		values[7] = CStringGetTextDatum(mqw_state_names[copy[i].state]);
+		values[7] = CStringGetTextDatum(states[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -384,12 +453,27 @@ mqw_start(Oid dboid)
 	return handle;
 }
 
+/* A database the launcher has looked at and found without mq. */
+static List *mqw_no_mq = NIL;
+
+static void
+mqw_no_mq_add(Oid dboid)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	mqw_no_mq = list_append_unique_oid(mqw_no_mq, dboid);
+	MemoryContextSwitchTo(old);
+}
+
 void
 mq_launcher_main(Datum arg)
 {
 	BackgroundWorkerHandle **handles;
 	TimestampTz next_rescan = 0;
-	bool		warned_full = false;
+	List	   *dbs = NIL;		/* connectable databases, at the last look */
+	List	   *warned = NIL;	/* databases logged as without a worker */
+	uint64		overflow = 0;
+	bool		warned_no_slot = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -401,6 +485,7 @@ mq_launcher_main(Datum arg)
 									 sizeof(BackgroundWorkerHandle *) * mqw_shared->nslots);
 	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
 	mqw_shared->launcher_procno = MQ_MY_PROCNO;
+	overflow = mqw_shared->overflow;
 	/* after a restart of the launcher, forget what ran before */
 	for (int i = 0; i < mqw_shared->nslots; i++)
 		if (mqw_shared->slots[i].state == MQW_RUNNING || mqw_shared->slots[i].state == MQW_STARTING)
@@ -411,6 +496,12 @@ mq_launcher_main(Datum arg)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		long		timeout = MQW_RESCAN_MS;
+		bool		any_free = false;
+		bool		any_probe = false;
+		List	   *unplaced = NIL;
+		List	   *to_warn = NIL;
+		ListCell   *lc;
+		bool		rescan = (now >= next_rescan);
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -419,29 +510,32 @@ mq_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (now >= next_rescan)
+		if (rescan)
 		{
-			List	   *dbs = mqw_list_databases();
-			ListCell   *lc;
+			List	   *keep = NIL;
 
-			LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
-			foreach(lc, dbs)
-				(void) mqw_find_or_add(lfirst_oid(lc));
-			/* forget databases that are gone */
-			for (int i = 0; i < mqw_shared->nslots; i++)
-			{
-				MqWorkerSlot *slot = &mqw_shared->slots[i];
-
-				if (slot->state != MQW_FREE && !list_member_oid(dbs, slot->dboid) &&
-					slot->state != MQW_RUNNING && slot->state != MQW_STARTING)
-					slot->state = MQW_FREE;
-			}
-			LWLockRelease(mqw_lock);
 			list_free(dbs);
+			dbs = mqw_list_databases();
+			/* forget the databases that are gone */
+			foreach(lc, mqw_no_mq)
+				if (list_member_oid(dbs, lfirst_oid(lc)))
+					keep = lappend_oid(keep, lfirst_oid(lc));
+			list_free(mqw_no_mq);
+			mqw_no_mq = NIL;
+			foreach(lc, keep)
+				mqw_no_mq_add(lfirst_oid(lc));
+			list_free(keep);
 			next_rescan = TimestampTzPlusMilliseconds(now, MQW_RESCAN_MS);
 		}
 
 		LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
+		/* a CREATE EXTENSION found no free slot: look at every database again */
+		if (mqw_shared->overflow != overflow)
+		{
+			overflow = mqw_shared->overflow;
+			list_free(mqw_no_mq);
+			mqw_no_mq = NIL;
+		}
 		for (int i = 0; i < mqw_shared->nslots; i++)
 		{
 			MqWorkerSlot *slot = &mqw_shared->slots[i];
@@ -460,9 +554,55 @@ mq_launcher_main(Datum arg)
 					slot->state_since = TimestampTzPlusMilliseconds(now, MQW_RETRY_MS);
 				}
 			}
+			if (slot->state == MQW_FREE)
+				continue;
+			/* a slot with a database that is gone (by a fresh list only) */
+			if (rescan && !list_member_oid(dbs, slot->dboid) && handles[i] == NULL &&
+				slot->state != MQW_RUNNING && slot->state != MQW_STARTING)
+			{
+				slot->state = MQW_FREE;
+				continue;
+			}
+			/* no mq there: free the slot, remember the database here */
+			if (slot->state == MQW_NO_EXTENSION && handles[i] == NULL)
+			{
+				mqw_no_mq_add(slot->dboid);
+				slot->state = MQW_FREE;
+				continue;
+			}
+			/* CREATE EXTENSION gave it a slot: look again */
+			if (mqw_no_mq != NIL && list_member_oid(mqw_no_mq, slot->dboid))
+				mqw_no_mq = list_delete_oid(mqw_no_mq, slot->dboid);
 			if (slot->state == MQW_STOPPED &&
 				TimestampDifferenceExceeds(slot->state_since, now, MQW_STOPPED_RETRY_MS))
 				mqw_set_state(slot, MQW_PROBE);
+		}
+
+		/* give the databases not looked at yet a slot each */
+		foreach(lc, dbs)
+		{
+			Oid			dboid = lfirst_oid(lc);
+
+			if (list_member_oid(mqw_no_mq, dboid) || mqw_find(dboid) != NULL)
+				continue;
+			if (mqw_find_or_add(dboid) == NULL)
+				unplaced = lappend_oid(unplaced, dboid);
+		}
+
+		for (int i = 0; i < mqw_shared->nslots; i++)
+		{
+			MqWorkerSlot *slot = &mqw_shared->slots[i];
+
+			if (slot->state == MQW_FREE)
+				any_free = true;
+			if (handles[i] != NULL && slot->state != MQW_RUNNING)
+				any_probe = true;	/* a start or a probe is under way */
+		}
+
+		for (int i = 0; i < mqw_shared->nslots; i++)
+		{
+			MqWorkerSlot *slot = &mqw_shared->slots[i];
+
 			if (slot->state != MQW_PROBE || handles[i] != NULL || !mq_worker_enabled)
 				continue;
 			if (slot->state_since > now)
@@ -473,23 +613,77 @@ mq_launcher_main(Datum arg)
 			handles[i] = mqw_start(slot->dboid);
 			if (handles[i] == NULL)
 			{
-				if (!warned_full)
-					ereport(WARNING,
-							(errmsg("mq could not start a worker for database %u", slot->dboid),
-							 errhint("Raise max_worker_processes.")));
-				warned_full = true;
-				timeout = MQW_RETRY_MS;
+				/*
+				 * No free background worker.  Logged once per database, and
+				 * only once nothing of ours is starting (a probe that ends
+				 * frees one in a moment).
+				 */
+				slot->no_bgworker = true;
+				if (!any_probe && !list_member_oid(warned, slot->dboid))
+				{
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					warned = lappend_oid(warned, slot->dboid);
+					MemoryContextSwitchTo(old);
+					to_warn = lappend_oid(to_warn, slot->has_mq ? slot->dboid : InvalidOid);
+					to_warn = lappend_oid(to_warn, slot->dboid);
+				}
+				timeout = Min(timeout, MQW_RETRY_MS);
 				continue;
 			}
+			slot->no_bgworker = false;
+			any_probe = true;
+			warned = list_delete_oid(warned, slot->dboid);
 			mqw_set_state(slot, MQW_STARTING);
 		}
 		LWLockRelease(mqw_lock);
+
+		/* logged out of the lock: the names need a transaction */
+		if (to_warn != NIL)
+		{
+			StartTransactionCommand();
+			/* pairs: (dboid if it is known to have mq, dboid) */
+			for (int k = 0; k + 1 < list_length(to_warn); k += 2)
+			{
+				bool		known = OidIsValid(list_nth_oid(to_warn, k));
+				char	   *name = get_database_name(list_nth_oid(to_warn, k + 1));
+
+				ereport(WARNING,
+						(errmsg("mq cannot start a worker for database \"%s\": no free background worker slot",
+								name ? name : "?"),
+						 known ? errdetail("max_worker_processes is %d; the launcher and the other workers use them.",
+										   max_worker_processes) :
+						 errdetail("max_worker_processes is %d; the launcher and the other workers use them.  Whether mq is installed there is not known: finding out takes a worker too.",
+								   max_worker_processes),
+						 errhint("Raise max_worker_processes.")));
+			}
+			CommitTransactionCommand();
+			list_free(to_warn);
+		}
+
+		/* databases that found no slot at all: once, while it lasts */
+		if (unplaced != NIL && !any_free && !any_probe && !warned_no_slot && mq_worker_enabled)
+		{
+			ereport(WARNING,
+					(errmsg("mq has no free slot to start a worker in %d database(s)",
+							list_length(unplaced)),
+					 errdetail("All %d slots of mq's worker table are taken; a database that has mq and no slot gets no worker.",
+							   mqw_shared->nslots),
+					 errhint("Raise max_worker_processes.")));
+			warned_no_slot = true;
+		}
+		else if (unplaced == NIL)
+			warned_no_slot = false;
+		if (unplaced != NIL)
+			timeout = Min(timeout, MQW_RETRY_MS);
+		list_free(unplaced);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
+
 
 /* ---- what the per-database worker (src/worker.c) reports --------------- */
 
@@ -543,7 +737,11 @@ mq_worker_set_running(void)
 	LWLockAcquire(mqw_lock, LW_EXCLUSIVE);
 	ok = (mqw_my_slot->state != MQW_STOPPED);
 	if (ok)
+	{
 		mqw_set_state(mqw_my_slot, MQW_RUNNING);
+		mqw_my_slot->has_mq = true;
+		mqw_my_slot->no_bgworker = false;
+	}
 	LWLockRelease(mqw_lock);
 	return ok;
 }
@@ -560,7 +758,10 @@ mq_worker_leave_no_extension(void)
 	if (mqw_my_slot->wanted != mqw_my_wanted)
 		mqw_set_state(mqw_my_slot, MQW_PROBE);
 	else if (mqw_my_slot->state != MQW_STOPPED)
+	{
 		mqw_set_state(mqw_my_slot, MQW_NO_EXTENSION);
+		mqw_my_slot->has_mq = false;
+	}
 	LWLockRelease(mqw_lock);
 	proc_exit(0);
 }
