@@ -380,6 +380,16 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 	q->ready_relid = get_relname_relid(rel, nsp);
 	snprintf(rel, sizeof(rel), "w_%s", name);
 	q->wait_relid = get_relname_relid(rel, nsp);
+
+	/*
+	 * Tables missing, or not the extension owner's: a drop_queue that
+	 * committed since the row was read looks the same.  Read the row again,
+	 * with a newer snapshot: if it is gone, so is the queue.
+	 */
+	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid) ||
+		 !mqc_owned_by_extension(q->ready_relid) || !mqc_owned_by_extension(q->wait_relid)) &&
+		(mq_exec_plan(mqc_load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed == 0))
+		return false;
 	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid)) && damaged)
 	{
 		*damaged = true;

@@ -49,6 +49,8 @@ mqv_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	MqCall		call;
 
 	mqv_not_null(fcinfo, 1, "role");
+	if (grant)
+		(void) mq_role_arg(fcinfo, 1);	/* a number that names no role: 42704 */
 	mqv_not_null(fcinfo, 2, "privileges");
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), TEXTOID, -1, false, TYPALIGN_INT,
 					  &privs, &privnulls, &nprivs);
@@ -109,6 +111,8 @@ mqv_create_right(FunctionCallInfo fcinfo, bool grant)
 	MqCall		call;
 
 	mqv_not_null(fcinfo, 0, "role");
+	if (grant)
+		(void) mq_role_arg(fcinfo, 0);
 	role = PG_GETARG_DATUM(0);
 	mq_require_primary(fcinfo);
 	mq_call_begin(&call);

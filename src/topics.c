@@ -868,6 +868,8 @@ mqt_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", i == 0 ? "prefix" : i == 1 ? "role" : "privileges")));
+	if (grant)
+		(void) mq_role_arg(fcinfo, 1);
 	prefix = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (prefix[0] == '\0' || strpbrk(prefix, ".*#") != NULL || strlen(prefix) > MQT_MAX_BYTES)
 		ereport(ERROR,

@@ -20,6 +20,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -389,4 +390,22 @@ mq_receipt_parse(text *t)
 	for (size_t i = 0; i < len; i++)
 		v = (v << 4) | (uint64) (s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10);
 	return (int64) v;
+}
+
+/* A regrole argument that names a role (regrole takes any number). */
+Oid
+mq_role_arg(FunctionCallInfo fcinfo, int argno)
+{
+	Oid			role;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("role must not be null")));
+	role = PG_GETARG_OID(argno);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", role)));
+	return role;
 }

@@ -39,6 +39,7 @@ extern void mq_check_queue_name(const char *name);
 extern char *mq_text_to_queue_name(text *t);
 extern char *mq_queue_name_arg(FunctionCallInfo fcinfo, int argno);
 extern void mq_require_primary(FunctionCallInfo fcinfo);
+extern Oid	mq_role_arg(FunctionCallInfo fcinfo, int argno);
 extern uint64 mq_random_u64(void);
 extern text *mq_receipt_text(int64 receipt);
 extern int64 mq_receipt_parse(text *t);

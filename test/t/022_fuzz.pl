@@ -866,12 +866,9 @@ sub list
 }
 is(list(@unexpected), '', 'every error carries a documented SQLSTATE');
 {
-	local $TODO = $strict ? undef : 'issue 11, item 8: a queue name can collide with another queue\'s objects (42P07)';
 	is(list(@collision), '', 'no create_queue fails with 42P07 (name collisions)');
 }
 {
-	local $TODO = $strict ? undef
-	  : 'a call racing a concurrent drop_queue of its queue fails with XX001 "tables of queue are missing" (or 42501 "not owned") instead of 42P01';
 	is(list(@raced), '', 'no call or maintenance reports a queue dropped meanwhile as damaged (XX001 "tables of queue ... are missing", 42501 "not owned")');
 }
 is(list(@privilege), '', 'no call of fz_tenant on a queue it holds no privilege on succeeded');
@@ -912,8 +909,6 @@ my @internal_raced = grep { !$strict && $report{$_} =~ $raced_re } @order;
 is(join('', map { "$_ " . short($report{$_}, 400) . "\n" } @internal[ 0 .. ($#internal < 9 ? $#internal : 9) ]), '',
 	'the server log shows no internal error (XX000, XX001, ...)');
 {
-	local $TODO = $strict ? undef
-	  : 'a call racing a concurrent drop_queue of its queue fails with XX001 "tables of queue are missing" (or 42501 "not owned") instead of 42P01';
 	is(join('', map { "$_ " . short($report{$_}, 400) . "\n" } @internal_raced[ 0 .. ($#internal_raced < 9 ? $#internal_raced : 9) ]), '',
 		'the server log shows no XX001 "tables of queue ... are missing"');
 }
@@ -1046,8 +1041,6 @@ is("$r->{rc}:$r->{out}", "0:0\n0\n0\n0\nf",
 is(sql(q{SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolsuper}),
 	$superuser, 'no role became superuser');
 {
-	local $TODO = $strict ? undef
-	  : 'mq.grant, grant_create and grant_topic accept a role OID that names no role (\'-\', \'4294967295\')';
 	is(sql(q{
 		SELECT coalesce(string_agg(DISTINCT grantee::oid::text, ','), '') FROM (
 		    SELECT grantee FROM mq.privilege_catalog
