@@ -39,6 +39,7 @@
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "util.h"
@@ -323,6 +324,20 @@ mqc_load_privileges(MqQueue *q, Datum name)
 }
 
 /*
+ * Whether the queue's catalog row exists for the latest snapshot (the
+ * catalog's view, also in REPEATABLE READ, whose transaction snapshot may
+ * still show a queue dropped since).
+ */
+static bool
+mqc_row_exists_now(Datum name)
+{
+	int			rc = SPI_execute_snapshot(mqc_load_plan, &name, NULL, GetLatestSnapshot(),
+										  InvalidSnapshot, true, false, 1);
+
+	return rc == SPI_OK_SELECT && SPI_processed > 0;
+}
+
+/*
  * Read one queue's row from the catalog into q; false if there is none.
  * A row whose tables are missing is an error, or, with damaged, false with
  * *damaged set.
@@ -388,7 +403,7 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 	 */
 	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid) ||
 		 !mqc_owned_by_extension(q->ready_relid) || !mqc_owned_by_extension(q->wait_relid)) &&
-		(mq_exec_plan(mqc_load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed == 0))
+		!mqc_row_exists_now(arg))
 		return false;
 	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid)) && damaged)
 	{
