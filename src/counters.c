@@ -184,8 +184,7 @@ mq_flush_totals(void)
 		Datum		args[4];
 
 		/* a queue without an entry (or without tables) has nothing unsaved */
-		if (q == NULL || !mq_shared_exists(MyDatabaseId, q->ready_relid) ||
-			(qs = mq_shared_queue(q->ready_relid, q->name, true)) == NULL)
+		if (q == NULL || (qs = mq_shared_find(MyDatabaseId, q->ready_relid)) == NULL)
 			continue;
 		mq_ensure_totals(q, qs);
 		if (pg_atomic_read_u32(&qs->totals_loaded) != 1)

@@ -48,7 +48,7 @@ mqd_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (mqd_prev_object_access)
 		mqd_prev_object_access(access, classId, objectId, subId, arg);
 	if (access == OAT_DROP && classId == RelationRelationId && subId == 0 &&
-		mq_shared_exists(MyDatabaseId, objectId))
+		mq_shared_find(MyDatabaseId, objectId) != NULL)
 		mq_xact_dropped_queue(objectId);
 }
 

@@ -104,8 +104,6 @@ mqr_emit(FunctionCallInfo fcinfo, MqTaken *taken, int n)
 		Datum		values[8];
 		bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
-		if (taken[i].dead)
-			continue;
 		values[0] = Int64GetDatum(taken[i].id);
 		values[1] = taken[i].message;
 		values[2] = taken[i].headers;
@@ -182,17 +180,6 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
 	return n;
 }
 
-static int
-mqr_delivered(MqTaken *taken, int n)
-{
-	int			k = 0;
-
-	for (int i = 0; i < n; i++)
-		if (!taken[i].dead)
-			k++;
-	return k;
-}
-
 static Datum
 mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 {
@@ -254,7 +241,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 				uint64		generation = mq_wait_generation(qs);
 
 				n = mqr_take_once(q, lease, quantity, vt, taken, mcxt);
-				if (mqr_delivered(taken, n) > 0 || mq_now() >= deadline)
+				if (n > 0 || mq_now() >= deadline)
 					break;
 				/* what the empty look left in SPI's memory goes, or a long wait grows */
 				mq_spi_reset();

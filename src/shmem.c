@@ -235,16 +235,13 @@ mq_shared_queue(Oid ready_relid, const char *name, bool if_room)
 
 	if (!mq_shmem_available())
 		return NULL;
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.ready_relid = ready_relid;
-
-	LWLockAcquire(mqs_state->lock, LW_SHARED);
-	qs = hash_search(mqs_queues, &key, HASH_FIND, NULL);
-	LWLockRelease(mqs_state->lock);
+	qs = mq_shared_find(MyDatabaseId, ready_relid);
 	if (qs)
 		return qs;
 
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.ready_relid = ready_relid;
 	LWLockAcquire(mqs_state->lock, LW_EXCLUSIVE);
 	qs = hash_search(mqs_queues, &key, HASH_ENTER_NULL, &found);
 	if (qs && !found)
@@ -299,22 +296,22 @@ mq_shared_forget_database(Oid dboid)
 	LWLockRelease(mqs_state->lock);
 }
 
-/* Whether an entry exists for this table of this database. */
-bool
-mq_shared_exists(Oid dboid, Oid ready_relid)
+/* The entry of this table of this database, if there is one (never made here). */
+MqQueueShared *
+mq_shared_find(Oid dboid, Oid ready_relid)
 {
 	MqQueueKey	key;
-	bool		found;
+	MqQueueShared *qs;
 
 	if (!mq_shmem_available())
-		return false;
+		return NULL;
 	memset(&key, 0, sizeof(key));
 	key.dboid = dboid;
 	key.ready_relid = ready_relid;
 	LWLockAcquire(mqs_state->lock, LW_SHARED);
-	(void) hash_search(mqs_queues, &key, HASH_FIND, &found);
+	qs = hash_search(mqs_queues, &key, HASH_FIND, NULL);
 	LWLockRelease(mqs_state->lock);
-	return found;
+	return qs;
 }
 
 /*

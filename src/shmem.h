@@ -86,7 +86,7 @@ extern bool mq_shmem_available(void);
 extern MqQueueShared *mq_shared_queue(Oid ready_relid, const char *name, bool if_room);
 extern void mq_shared_forget_queue(Oid dboid, Oid ready_relid);
 extern void mq_shared_forget_database(Oid dboid);
-extern bool mq_shared_exists(Oid dboid, Oid ready_relid);
+extern MqQueueShared *mq_shared_find(Oid dboid, Oid ready_relid);
 extern List *mq_shared_take_notifies(Oid dboid);
 extern void mq_shared_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_lane_register(MqQueueShared *qs, int32 priority);
