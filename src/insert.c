@@ -4,10 +4,12 @@
  *	  The one way into a queue: every message (sends, publishes, retries
  *	  coming due, redrives, dead letters routed to another queue) is
  *	  inserted here, ready now into the ready table with a fresh seq, or
- *	  delayed into the wait table, in the caller's transaction.
+ *	  delayed into the wait table, in the caller's transaction; a wait row
+ *	  that came due joins the ready table in its place by due time.
  *
- * Before a row exists, the bound of what it will be is published in this
- * backend's slot (src/shmem.c), so that no head moves past it.
+ * Before a fresh ready row exists, the bound of what it will be is
+ * published in this backend's slot (src/shmem.c), so that no head moves
+ * past it.
  *
  *-------------------------------------------------------------------------
  */
@@ -104,89 +106,48 @@ mqi_check_sequence(Oid seqrelid)
 	checked = seqrelid;
 }
 
-static uint64
-mq_next_seq(MqQueueShared *qs)
+/* A fresh message id (ids are not the dequeue order: seq is). */
+static int64
+mq_next_id(void)
 {
 	Oid			seqrelid = mq_sequence_relid();
-	int64		seq;
 
 	mqi_check_sequence(seqrelid);
-	seq = nextval_internal(seqrelid, false);
-
-	if (qs)
-	{
-		uint64		cur = pg_atomic_read_u64(&qs->max_seq);
-
-		while ((uint64) seq > cur &&
-			   !pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, (uint64) seq))
-			;
-	}
-	return (uint64) seq;
+	return nextval_internal(seqrelid, false);
 }
 
 /*
- * Insert one message.  m->id is used when fresh_id is false (retries,
- * redrives keep their id); otherwise a new id is taken.  With a dedup key
- * and a fresh id, an existing live message with that key wins and its id
- * is returned with *duplicate set.
+ * The seq of a row that is ready now: the clock (MQ_SEQ_OF), but above every
+ * seq handed out for this queue before, so that seqs of ready inserts only
+ * grow, whatever the clock does, and a published bound (max_seq read
+ * before) stays below it.  Without a shared entry, the clock alone.
  */
-int64
-mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bool fresh_id)
+static uint64
+mq_ready_seq(MqQueueShared *qs)
 {
-	return mq_insert_message_dedup(q, m, visible_at, fresh_id, NULL);
+	uint64		seq = MQ_SEQ_OF(GetCurrentTimestamp());
+	uint64		cur;
+
+	if (qs == NULL)
+		return seq;
+	cur = pg_atomic_read_u64(&qs->max_seq);
+	for (;;)
+	{
+		uint64		next = Max(seq, cur + 1);
+
+		if (pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, next))
+			return next;
+	}
 }
 
-int64
-mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
-						bool fresh_id, bool *duplicate)
+/* Write one row: into the ready table with seq, or the wait table. */
+static void
+mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
+			  TimestampTz visible_at, bool ready)
 {
-	MqQueueShared *qs = mq_queue_shared(q);
-	TimestampTz now = mq_now();
-	bool		ready = visible_at <= now;
-	uint64		seq;
 	Datum		values[10];
 	char		nulls[10];
 	int			rc;
-
-	if (duplicate)
-		*duplicate = false;
-
-	/*
-	 * Publish what we are about to insert before it exists: a lower bound of
-	 * its seq, or of its vt.  A delay that ends before the clock we publish
-	 * makes the message ready now.
-	 */
-	if (!ready && visible_at <= mq_slot_note_wait(qs))
-		ready = true;
-	if (ready)
-		mq_slot_note_insert(qs);
-	seq = mq_next_seq(ready ? qs : NULL);
-	if (fresh_id)
-		m->id = (int64) seq;
-
-	if (fresh_id && m->dedup_key != NULL)
-	{
-		Datum		args[2] = {PointerGetDatum(m->dedup_key), Int64GetDatum(m->id)};
-
-		for (;;)
-		{
-			rc = mq_plan_run(q, MQP_DEDUP_CLAIM, args, NULL, false, 1);
-			if (rc != SPI_OK_INSERT_RETURNING)
-				elog(ERROR, "mq: dedup claim failed: %s", SPI_result_code_string(rc));
-			if (SPI_processed == 1)
-				break;
-			rc = mq_plan_run(q, MQP_DEDUP_FIND, args, NULL, false, 1);
-			if (rc != SPI_OK_SELECT)
-				elog(ERROR, "mq: dedup lookup failed: %s", SPI_result_code_string(rc));
-			if (SPI_processed == 1)
-			{
-				if (duplicate)
-					*duplicate = true;
-				return mq_spi_int8(0, 1);
-			}
-			/* the holder was acked meanwhile: claim again */
-		}
-	}
 
 	values[0] = Int64GetDatum((int64) seq);
 	values[1] = Int64GetDatum(m->id);
@@ -221,7 +182,90 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
 			 SPI_result_code_string(rc));
+}
+
+/*
+ * Insert one message.  m->id is used when fresh_id is false (retries,
+ * redrives keep their id); otherwise a new id is taken.  With a dedup key
+ * and a fresh id, an existing live message with that key wins and its id
+ * is returned with *duplicate set.
+ */
+int64
+mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bool fresh_id)
+{
+	return mq_insert_message_dedup(q, m, visible_at, fresh_id, NULL);
+}
+
+int64
+mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
+						bool fresh_id, bool *duplicate)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	TimestampTz now = mq_now();
+	bool		ready = visible_at <= now;
+	uint64		seq;
+
+	if (duplicate)
+		*duplicate = false;
+
+	/*
+	 * Publish what we are about to insert before it exists: a lower bound of
+	 * its seq, or of its vt.  A delay that ends before the clock we publish
+	 * makes the message ready now.
+	 */
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
+	if (ready)
+		mq_slot_note_insert(qs);
+	seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
+	if (fresh_id)
+		m->id = mq_next_id();
+
+	if (fresh_id && m->dedup_key != NULL)
+	{
+		Datum		args[2] = {PointerGetDatum(m->dedup_key), Int64GetDatum(m->id)};
+		int			rc;
+
+		for (;;)
+		{
+			rc = mq_plan_run(q, MQP_DEDUP_CLAIM, args, NULL, false, 1);
+			if (rc != SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "mq: dedup claim failed: %s", SPI_result_code_string(rc));
+			if (SPI_processed == 1)
+				break;
+			rc = mq_plan_run(q, MQP_DEDUP_FIND, args, NULL, false, 1);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "mq: dedup lookup failed: %s", SPI_result_code_string(rc));
+			if (SPI_processed == 1)
+			{
+				if (duplicate)
+					*duplicate = true;
+				return mq_spi_int8(0, 1);
+			}
+			/* the holder was acked meanwhile: claim again */
+		}
+	}
+
+	mqi_write_row(q, qs, m, seq, visible_at, ready);
 	return m->id;
+}
+
+/*
+ * A wait row that came due at "due" (src/promote.c) joins the ready table
+ * in its place by due time: its seq is that of its due time, below the seqs
+ * of messages sent after it came due, so it may be behind a lane head.  No
+ * bound is published for it: the transaction records the row, its own lane
+ * scans start at it (src/take.c), and its commit moves the head back to it
+ * unless it took the row itself (src/xact.c).
+ */
+void
+mq_insert_due(MqQueue *q, MqOutMessage *m, TimestampTz due)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	uint64		seq = MQ_SEQ_OF(due);
+
+	mqi_write_row(q, qs, m, seq, due, true);
+	mq_xact_promoted_row(qs, m->priority, seq, m->id);
 }
 
 /*
@@ -236,8 +280,9 @@ mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 	MqQueueShared *qs = mq_queue_shared(q);
 	bool		ready = visible_at <= mq_now();
 	Datum	   *seqs = palloc(sizeof(Datum) * n);
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum	   *idds = palloc(sizeof(Datum) * n);
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
 	/* as in mq_insert_message_dedup: publish before allocating */
@@ -247,8 +292,9 @@ mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 		mq_slot_note_insert(qs);
 	for (int i = 0; i < n; i++)
 	{
-		ids[i] = (int64) mq_next_seq(ready ? qs : NULL);
-		seqs[i] = Int64GetDatum(ids[i]);
+		ids[i] = mq_next_id();
+		idds[i] = Int64GetDatum(ids[i]);
+		seqs[i] = Int64GetDatum((int64) (ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at)));
 	}
 	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[1] = PointerGetDatum(construct_array(messages, n, JSONBOID, -1, false, TYPALIGN_INT));
@@ -257,6 +303,7 @@ mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 	args[4] = PointerGetDatum(headers);
 	nulls[4] = headers ? ' ' : 'n';
 	args[5] = TimestampTzGetDatum(visible_at);
+	args[6] = PointerGetDatum(construct_array(idds, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (ready)
 	{
 		mq_lane_register(qs, priority);

@@ -62,20 +62,21 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			if (kind == MQP_INSERT_READY_BATCH)
 				appendStringInfo(&sql,
 								 "INSERT INTO %s (seq, id, priority, attempt, enqueued_at, message, headers)"
-								 " SELECT u.s, u.s, $3, 0, $4, u.m, u.h", R);
+								 " SELECT u.s, u.i, $3, 0, $4, u.m, u.h", R);
 			else
 				appendStringInfo(&sql,
 								 "INSERT INTO %s (vt, leased, seq, id, priority, attempt, enqueued_at,"
-								 " message, headers) SELECT $6, false, u.s, u.s, $3, 0, $4, u.m, u.h", W);
+								 " message, headers) SELECT $6, false, u.s, u.i, $3, 0, $4, u.m, u.h", W);
 			appendStringInfoString(&sql, " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-								   " pg_catalog.unnest($5)) AS u(s, m, h)");
-			*nargs = (kind == MQP_INSERT_READY_BATCH) ? 5 : 6;
+								   " pg_catalog.unnest($5), pg_catalog.unnest($7)) AS u(s, m, h, i)");
+			*nargs = 7;
 			types[0] = INT8ARRAYOID;
 			types[1] = JSONBARRAYOID;
 			types[2] = INT4OID;
 			types[3] = TIMESTAMPTZOID;
 			types[4] = JSONBARRAYOID;
 			types[5] = TIMESTAMPTZOID;
+			types[6] = INT8ARRAYOID;
 			break;
 		case MQP_LEASE_LANE:
 		case MQP_LEASE_ANY:
@@ -255,7 +256,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 							 " AND w.vt" OP("<=") "$2 AND NOT w.leased"
 							 " ORDER BY w.priority DESC, w.vt LIMIT $3 FOR UPDATE SKIP LOCKED))"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, last_error", W, W, W);
+							 " dedup_key, last_error, vt", W, W, W);
 			*nargs = 3;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;

@@ -3,8 +3,8 @@
  * promote.c
  *	  Promotion of due wait rows: an expired lease is a failed attempt
  *	  (backoff, or dead letter past max_attempts: src/retry.c); a delayed
- *	  message or a retry whose time has come moves to the ready table
- *	  (src/insert.c).
+ *	  message or a retry whose time has come moves to the ready table,
+ *	  in its place by due time (src/insert.c).
  *
  * Receive runs this before it dequeues, so delivery is right without the
  * worker; the shared next_due time makes that free while nothing is due.
@@ -93,9 +93,11 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 	for (uint64 i = 0; i < n; i++)
 	{
 		MqOutMessage m;
+		bool		isnull;
+		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 9, &isnull));
 
 		mq_read_message_row(rows, i, &m);
-		mq_insert_message(q, &m, now, false);
+		mq_insert_due(q, &m, due);
 		mq_xact_count(qs, MQC_DELAYED, -1);
 	}
 	return (int64) n;

@@ -52,6 +52,13 @@ typedef struct MqQueueKey
 	Oid			ready_relid;
 } MqQueueKey;
 
+/*
+ * The seq of a ready row, its place in the dequeue order within a priority:
+ * the time it became ready (sent, or came due), in microseconds, times 256,
+ * so that ready inserts in one microsecond can still count up (src/insert.c).
+ */
+#define MQ_SEQ_OF(ts) ((uint64) Max((ts), 0) << 8)
+
 typedef struct MqQueueShared
 {
 	MqQueueKey	key;
@@ -60,7 +67,7 @@ typedef struct MqQueueShared
 	bool		lanes_overflow; /* more priorities than MQ_MAX_LANES */
 	int			nlanes;
 	MqLane		lanes[MQ_MAX_LANES];	/* sorted by priority, highest first */
-	pg_atomic_uint64 max_seq;	/* highest seq handed to a ready insert */
+	pg_atomic_uint64 max_seq;	/* highest seq handed to a fresh ready row */
 	pg_atomic_uint64 next_due;	/* no wait row is due before this (encoded) */
 	pg_atomic_uint64 wait_low;	/* no wait row has vt below this (encoded) */
 	pg_atomic_uint64 promote_until; /* a promoter's claim (encoded time) */

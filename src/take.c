@@ -25,35 +25,36 @@
 
 /*
  * After a restart the shared entry is new: find the priorities present in
- * the ready table (a loose index scan, one probe per priority), and the
- * highest seq handed out so far.
+ * the ready table (a loose index scan, one probe per priority).
  */
 static void
 mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 {
-	static SPIPlanPtr seq_plan = NULL;
 	int64		below = PG_INT64_MAX;
 
 	if (qs == NULL || qs->lanes_known)
 		return;
 
-	if (seq_plan == NULL)
-		seq_plan = mq_prepare("SELECT last_value FROM mq.message_id_seq", 0, NULL);
+	/*
+	 * Let heads pass the rows already there: the seqs handed out before
+	 * this entry existed were at most the clock (or a little above it, and
+	 * a head stops below those until max_seq passes them).  Raising max_seq
+	 * is always safe: fresh seqs are taken above it.
+	 */
+	{
+		uint64		now = MQ_SEQ_OF(GetCurrentTimestamp());
+		uint64		cur = pg_atomic_read_u64(&qs->max_seq);
+
+		while (now > cur &&
+			   !pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, now))
+			;
+	}
+
 	/*
 	 * Not read-only: each probe takes a fresh snapshot, so that no row
 	 * committed before now is missed (the caller's snapshot may be older
 	 * than a producer that registered its lane in an entry since removed).
 	 */
-	if (mq_exec_plan(seq_plan, NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "mq: could not read mq.message_id_seq");
-	{
-		uint64		last = (uint64) mq_spi_int8(0, 1);
-		uint64		cur = pg_atomic_read_u64(&qs->max_seq);
-
-		while (last > cur &&
-			   !pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, last))
-			;
-	}
 
 	for (int n = 0; n <= MQ_MAX_LANES; n++)
 	{
@@ -162,13 +163,16 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			int			rc;
 			int			first = n;
 			uint64		max_seq = 0;
+			/* rows this transaction promoted may be behind the head */
+			uint64		due_floor = mq_xact_due_floor(qs, lanes[i].priority);
+			uint64		head = Min(lanes[i].head, due_floor);
 
 			args[0] = Int32GetDatum(quantity - n);
 			args[1] = TimestampTzGetDatum(visible_at);
 			args[2] = Int32GetDatum(lanes[i].priority);
-			args[3] = Int64GetDatum((int64) lanes[i].head);
+			args[3] = Int64GetDatum((int64) head);
 			args[4] = receipt_base;
-			mq_xact_lane_scan_begin(qs, lanes[i].priority, lanes[i].head,
+			mq_xact_lane_scan_begin(qs, lanes[i].priority, head,
 									lanes[i].generation, cap);
 			rc = mq_plan_run(q, kind, args, NULL, false, 0);
 			if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
@@ -181,7 +185,11 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			}
 			n = mqt_collect(taken, n, mcxt);
 			for (int j = first; j < n; j++)
+			{
 				max_seq = Max(max_seq, (uint64) taken[j].seq);
+				if (due_floor != PG_UINT64_MAX)
+					mq_xact_due_taken(qs, lanes[i].priority, taken[j].id);
+			}
 			mq_xact_lane_scan_end(qs, lanes[i].priority, max_seq);
 		}
 	}

@@ -42,6 +42,23 @@ typedef struct MqXactLease
 	}			before;
 } MqXactLease;
 
+/*
+ * Rows this transaction promoted into one lane of the ready table.  Their
+ * seqs are their due times, possibly behind the lane's head: unless the
+ * transaction took them all itself, its commit moves the head back to them.
+ */
+#define MQX_DUE_IDS 64
+
+typedef struct MqXactDue
+{
+	int32		priority;
+	uint64		min_seq;		/* smallest seq promoted into the lane */
+	int			nrows;			/* rows promoted (the first MQX_DUE_IDS in ids) */
+	int			ntaken;			/* of those in ids, taken by this transaction */
+	int64		ids[MQX_DUE_IDS];
+	bool		taken[MQX_DUE_IDS];
+} MqXactDue;
+
 typedef struct MqXactQueue
 {
 	MqQueueShared *qs;
@@ -56,6 +73,12 @@ typedef struct MqXactQueue
 	bool		all_lanes_back; /* at abort, every lane head goes to zero */
 	int			nleases;
 	MqXactLease leases[MQ_MAX_LANES + 1];
+	MqXactDue  *dues;			/* MQ_MAX_LANES + 1 of them, once promoting */
+	int			ndues;
+	uint64		dues_min_seq;	/* smallest seq promoted, into any lane */
+	bool		dues_overflow;	/* more lanes than dues[]: all heads go back */
+	bool		dues_unsure;	/* a rolled-back subtransaction may have given
+								 * taken rows back: every head goes back */
 } MqXactQueue;
 
 static List *mqx_queues = NIL;	/* of MqXactQueue *, in TopTransactionContext */
@@ -354,6 +377,123 @@ mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low)
 	xq->promoted = true;
 }
 
+static MqXactDue *
+mqx_due(MqXactQueue *xq, int32 priority, bool create)
+{
+	MqXactDue  *d;
+
+	for (int i = 0; i < xq->ndues; i++)
+		if (xq->dues[i].priority == priority)
+			return &xq->dues[i];
+	if (!create)
+		return NULL;
+	if (xq->dues == NULL)
+		xq->dues = MemoryContextAllocZero(TopTransactionContext,
+										  sizeof(MqXactDue) * (MQ_MAX_LANES + 1));
+	if (xq->ndues >= MQ_MAX_LANES + 1)
+		return NULL;
+	d = &xq->dues[xq->ndues++];
+	d->priority = priority;
+	d->min_seq = PG_UINT64_MAX;
+	return d;
+}
+
+/* A wait row that came due was inserted into the ready table with seq. */
+void
+mq_xact_promoted_row(MqQueueShared *qs, int32 priority, uint64 seq, int64 id)
+{
+	MqXactQueue *xq;
+	MqXactDue  *d;
+
+	if (qs == NULL)
+		return;
+	xq = mqx_entry(qs);
+	if (xq->ndues == 0 || seq < xq->dues_min_seq)
+		xq->dues_min_seq = seq;
+	d = mqx_due(xq, priority, true);
+	if (d == NULL)
+	{
+		xq->dues_overflow = true;
+		return;
+	}
+	d->min_seq = Min(d->min_seq, seq);
+	if (d->nrows < MQX_DUE_IDS)
+		d->ids[d->nrows] = id;
+	d->nrows++;
+}
+
+/*
+ * Where this transaction's scans of a lane must start at the latest: at
+ * the rows it promoted into it (PG_UINT64_MAX: none).
+ */
+uint64
+mq_xact_due_floor(MqQueueShared *qs, int32 priority)
+{
+	MqXactQueue *xq;
+	MqXactDue  *d;
+
+	if (qs == NULL || (xq = mqx_find(qs)) == NULL || xq->ndues == 0)
+		return PG_UINT64_MAX;
+	if (xq->dues_overflow)
+		return xq->dues_min_seq;
+	d = mqx_due(xq, priority, false);
+	return d ? d->min_seq : PG_UINT64_MAX;
+}
+
+/* A lane scan took the row id: if this transaction promoted it, note that. */
+void
+mq_xact_due_taken(MqQueueShared *qs, int32 priority, int64 id)
+{
+	MqXactQueue *xq;
+	MqXactDue  *d;
+
+	if (qs == NULL || (xq = mqx_find(qs)) == NULL || xq->ndues == 0 ||
+		(d = mqx_due(xq, priority, false)) == NULL)
+		return;
+	for (int i = 0; i < Min(d->nrows, MQX_DUE_IDS); i++)
+		if (d->ids[i] == id && !d->taken[i])
+		{
+			d->taken[i] = true;
+			d->ntaken++;
+			return;
+		}
+}
+
+/*
+ * At commit, with the lane mutex held: the rows this transaction promoted
+ * and left in the ready table are visible now, perhaps behind a head that
+ * moved past their seqs meanwhile.  The head goes back to them, and the
+ * generation changes, so that no advance computed by a scan that could not
+ * see them passes them later.
+ */
+static void
+mqx_dues_back(MqXactQueue *xq)
+{
+	MqQueueShared *qs = xq->qs;
+
+	for (int i = 0; i < qs->nlanes; i++)
+	{
+		MqLane	   *lane = &qs->lanes[i];
+		uint64		back = PG_UINT64_MAX;
+
+		if (xq->dues_overflow)
+			back = xq->dues_min_seq;
+		else
+		{
+			MqXactDue  *d = mqx_due(xq, lane->priority, false);
+
+			if (d != NULL &&
+				(xq->dues_unsure || d->nrows > MQX_DUE_IDS || d->ntaken < d->nrows))
+				back = d->min_seq;
+		}
+		if (back == PG_UINT64_MAX)
+			continue;
+		if (back < lane->head)
+			lane->head = back;
+		lane->generation++;
+	}
+}
+
 static void
 mqx_move_heads_back(MqXactQueue *xq)
 {
@@ -392,6 +532,40 @@ mqx_commit(MqXactQueue *xq)
 			pg_atomic_fetch_add_u64(&qs->counters[i], (uint64) xq->deltas[i]);
 
 	/*
+	 * Every row of the lane before max_seq that this scan did not take was
+	 * dead, locked by another transaction (which moves the head back should
+	 * it roll back, bumping the generation), or not yet committed (then its
+	 * seq is at least cap).  So the head may move to min(max_seq, cap)
+	 * unless the generation changed meanwhile: not past max_seq, which
+	 * another row may share (rows promoted with the same due time).
+	 */
+	SpinLockAcquire(&qs->mutex);
+	for (int j = 0; j < xq->nleases; j++)
+	{
+		MqXactLease *l = &xq->leases[j];
+
+		if (!l->advance)
+			continue;
+		for (int i = 0; i < qs->nlanes; i++)
+		{
+			MqLane	   *lane = &qs->lanes[i];
+			uint64		target;
+
+			if (lane->priority != l->priority)
+				continue;
+			if (lane->generation != l->generation)
+				break;
+			target = Min(l->max_seq, l->cap);
+			if (target > lane->head)
+				lane->head = target;
+			break;
+		}
+	}
+	if (xq->ndues > 0)
+		mqx_dues_back(xq);
+	SpinLockRelease(&qs->mutex);
+
+	/*
 	 * Messages became ready: wake blocked receivers, owe a NOTIFY (the
 	 * first one owed since the worker's last pass wakes the worker).
 	 */
@@ -417,37 +591,6 @@ mqx_commit(MqXactQueue *xq)
 			   !pg_atomic_compare_exchange_u64(&qs->wait_low, &cur, target))
 			;
 	}
-
-	/*
-	 * Every row of the lane before max_seq that this scan did not take was
-	 * dead, locked by another transaction (which moves the head back should
-	 * it roll back, bumping the generation), or not yet committed (then its
-	 * seq is at least cap).  So the head may move to min(max_seq + 1, cap)
-	 * unless the generation changed meanwhile.
-	 */
-	SpinLockAcquire(&qs->mutex);
-	for (int j = 0; j < xq->nleases; j++)
-	{
-		MqXactLease *l = &xq->leases[j];
-
-		if (!l->advance)
-			continue;
-		for (int i = 0; i < qs->nlanes; i++)
-		{
-			MqLane	   *lane = &qs->lanes[i];
-			uint64		target;
-
-			if (lane->priority != l->priority)
-				continue;
-			if (lane->generation != l->generation)
-				break;
-			target = Min(l->max_seq + 1, l->cap);
-			if (target > lane->head)
-				lane->head = target;
-			break;
-		}
-	}
-	SpinLockRelease(&qs->mutex);
 }
 
 static void
@@ -580,6 +723,7 @@ mqx_sub_abort(SubTransactionId subid)
 			mqx_move_heads_back(xq);
 		for (int j = 0; j < xq->nleases; j++)
 			xq->leases[j].advance = false;
+		xq->dues_unsure = true;
 		if (xq->promoted)
 		{
 			pg_atomic_write_u64(&xq->qs->next_due, 0);

@@ -18,6 +18,9 @@ extern void mq_xact_lane_scan_end(MqQueueShared *qs, int32 priority, uint64 max_
 extern void mq_xact_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_xact_all_lanes_back(MqQueueShared *qs);
 extern void mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low);
+extern void mq_xact_promoted_row(MqQueueShared *qs, int32 priority, uint64 seq, int64 id);
+extern uint64 mq_xact_due_floor(MqQueueShared *qs, int32 priority);
+extern void mq_xact_due_taken(MqQueueShared *qs, int32 priority, int64 id);
 extern void mq_xact_lane_scan_empty(MqQueueShared *qs, int32 priority);
 extern void mq_xact_purged(MqQueueShared *qs);
 extern void mq_xact_gauge_deltas(MqQueueShared *qs, int64 *deltas);

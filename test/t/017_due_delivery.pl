@@ -317,15 +317,9 @@ sub order_check
 	sql("SELECT mq.send('$q', '{\"n\": \"y\"}')");
 	my @got = map { [ recv_rows($q, 1) ] } 1 .. 4;
 	my $xa = $kind eq 'retry' ? 2 : 1;
-  TODO:
-	{
-		# issue 10, item 6 is not done yet: a promoted message takes its
-		# place in the ready table when it is promoted, not when it came due
-		local $TODO = 'issue 10, item 6: order by due time, then send order';
-		is( join(',', map { @$_ ? "$_->[0][0]/a$_->[0][1]" : 'none' } @got),
-			"z/a1,x/a$xa,y/a1,none",
-			"$label: Z (sent before X was due), X (attempt $xa, due at least 0.5 s before Y was sent), then Y");
-	}
+	is( join(',', map { @$_ ? "$_->[0][0]/a$_->[0][1]" : 'none' } @got),
+		"z/a1,x/a$xa,y/a1,none",
+		"$label: Z (sent before X was due), X (attempt $xa, due at least 0.5 s before Y was sent), then Y");
 }
 
 # ---------------------------------------------------------------------------
