@@ -54,8 +54,9 @@ mqd_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 
 /*
  * ALTER SEQUENCE mq.message_id_seq is refused, unless all it does is set
- * CACHE 1: a cache lets sessions hand out seqs out of order, and heads
- * would pass messages sent later with a lower seq.
+ * CACHE 1: message ids must stay unique (a restart would hand out ids of
+ * live messages again, and an ack by id would hit both) and increase in
+ * send order across sessions (a cache would not), as the README promises.
  */
 static void
 mqd_check_alter_sequence(AlterSeqStmt *stmt)

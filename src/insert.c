@@ -67,10 +67,9 @@ mq_check_headers(Jsonb *headers, bool topic_ok)
 }
 
 /*
- * Heads rely on seqs handed out in increasing order across sessions: a
- * sequence cache would let one session hand out a seq below what another
- * session's commit already put behind a head.  ALTER SEQUENCE of it is
- * refused (src/ddl.c); this catches a change made without mq loaded.
+ * Message ids increase in send order across sessions, which a sequence
+ * cache would break.  ALTER SEQUENCE of it is refused (src/ddl.c); this
+ * catches a change made without mq loaded.
  */
 static void
 mqi_sequence_changed(Datum arg, int cacheid, uint32 hashvalue)
