@@ -302,7 +302,9 @@ int
 mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 			bool read_only, long count)
 {
-	return mq_exec_plan(mq_queue_plan(q, kind), values, nulls, read_only, count);
+	SPIPlanPtr	plan = mq_queue_plan(q, kind);
+
+	return mq_exec_plan(plan, values, nulls, read_only, count);
 }
 
 /*
