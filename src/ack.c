@@ -206,7 +206,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	}
 
 	if (attempt >= q->max_attempts)
-		mq_dead_letter_leased(q, id, error, false, mq_now());
+		mq_dead_letter_leased(q, qs, id, error, false, mq_now());
 	else
 	{
 		TimestampTz vt = mq_add_interval(mq_slot_note_wait(qs),

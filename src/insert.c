@@ -258,9 +258,8 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
  * unless it took the row itself (src/xact.c).
  */
 void
-mq_insert_due(MqQueue *q, MqOutMessage *m, TimestampTz due)
+mq_insert_due(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz due)
 {
-	MqQueueShared *qs = mq_queue_shared(q);
 	uint64		seq = MQ_SEQ_OF(due);
 
 	mqi_write_row(q, qs, m, seq, due, true);

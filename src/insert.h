@@ -16,7 +16,7 @@ extern int64 mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_
 							   bool fresh_id);
 extern int64 mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 									 bool fresh_id, bool *duplicate);
-extern void mq_insert_due(MqQueue *q, MqOutMessage *m, TimestampTz due);
+extern void mq_insert_due(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz due);
 extern void mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 							int32 priority, TimestampTz enqueued_at,
 							TimestampTz visible_at, int64 *ids);

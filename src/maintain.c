@@ -75,7 +75,7 @@ mq_maintain_queue(const char *name, bool full, Oid caller)
 	/* dropped meanwhile, or not the caller's to maintain */
 	if (q == NULL || !mq_has_privilege(q, caller, MQ_PRIV_MANAGE))
 		return 0;
-	return mq_promote_due(q, full, 0) + mqn_retention(q);
+	return mq_promote_due(q, mq_queue_shared(q), full, 0) + mqn_retention(q);
 }
 
 /* Whether this pass is one of the full ones. */

@@ -59,10 +59,11 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int
 		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
 
 		if (attempt >= q->max_attempts)
-			mq_dead_letter_leased(q, id, NULL, false, now);
+			mq_dead_letter_leased(q, qs, id, NULL, false, now);
 		else
 		{
-			TimestampTz retry_at = mq_add_interval(vt, mq_backoff(q, attempt));
+			Interval   *backoff = mq_backoff(q, attempt);
+			TimestampTz retry_at = mq_add_interval(vt, backoff);
 			Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(retry_at), (Datum) 0};
 			char		rnulls[3] = {' ', ' ', 'n'};
 
@@ -97,7 +98,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 9, &isnull));
 
 		mq_read_message_row(rows, i, &m);
-		mq_insert_due(q, &m, due);
+		mq_insert_due(q, qs, &m, due);
 		mq_xact_count(qs, MQC_DELAYED, -1);
 	}
 	return (int64) n;
@@ -114,11 +115,10 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
  * commits, so it promotes no more than it can take.
  */
 int64
-mq_promote_due(MqQueue *q, bool force, int budget)
+mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget)
 {
 	int			limit = budget > 0 ? Min(budget, MQ_PROMOTE_BATCH) : MQ_PROMOTE_BATCH;
 	bool		cut = false;		/* stopped at the budget: more may be due */
-	MqQueueShared *qs = mq_queue_shared(q);
 	TimestampTz now = mq_now();
 	TimestampTz low = DT_NOBEGIN;
 	TimestampTz next = DT_NOEND;

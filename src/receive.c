@@ -57,7 +57,7 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		taken[i].dead = true;
 		if (lease)
 		{
-			mq_dead_letter_leased(q, taken[i].id, NULL, true, mq_now());
+			mq_dead_letter_leased(q, qs, taken[i].id, NULL, true, mq_now());
 			continue;
 		}
 		memset(&m, 0, sizeof(m));
@@ -68,7 +68,7 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		m.headers = taken[i].headers_null ? NULL : DatumGetJsonbP(taken[i].headers);
 		m.attempt = taken[i].attempt - 1;
 		mq_xact_count(qs, MQC_TOTAL_ACKED, -1);
-		mq_dead_letter(q, &m, mq_now());
+		mq_dead_letter(q, qs, &m, mq_now());
 	}
 }
 
@@ -148,7 +148,7 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
 {
 	int			n = 0;
 
-	mq_promote_due(q, false, quantity);
+	mq_promote_due(q, mq_queue_shared(q), false, quantity);
 	for (int round = 0; round < 4 && n < quantity; round++)
 	{
 		TimestampTz now;

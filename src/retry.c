@@ -123,11 +123,10 @@ mqy_dead_headers(MqQueue *q, MqOutMessage *m, int32 *hops)
  * dedup key is released: the message is no longer in the queue.
  */
 void
-mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at)
+mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at)
 {
 	static SPIPlanPtr release_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
-	MqQueueShared *qs = mq_queue_shared(q);
 	MqQueue    *dlq = NULL;
 
 	if (m->dedup_key)
@@ -211,7 +210,7 @@ mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at)
  * statement and never handed out, so it is not an attempt.
  */
 void
-mq_dead_letter_leased(MqQueue *q, int64 id, text *error, bool just_leased,
+mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool just_leased,
 					  TimestampTz dead_at)
 {
 	Datum		args[2] = {Int64GetDatum(id), PointerGetDatum(error)};
@@ -224,6 +223,6 @@ mq_dead_letter_leased(MqQueue *q, int64 id, text *error, bool just_leased,
 	mq_read_message_row(SPI_tuptable, 0, &m);
 	if (just_leased)
 		m.attempt--;
-	mq_xact_count(mq_queue_shared(q), MQC_IN_FLIGHT, -1);
-	mq_dead_letter(q, &m, dead_at);
+	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+	mq_dead_letter(q, qs, &m, dead_at);
 }

@@ -13,8 +13,8 @@
 #include "plans.h"
 
 extern Interval *mq_backoff(MqQueue *q, int32 attempt);
-extern void mq_dead_letter(MqQueue *q, MqOutMessage *m, TimestampTz dead_at);
-extern void mq_dead_letter_leased(MqQueue *q, int64 id, text *error, bool just_leased,
+extern void mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at);
+extern void mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool just_leased,
 								  TimestampTz dead_at);
 
 #endif							/* MQ_RETRY_H */
