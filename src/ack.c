@@ -205,21 +205,8 @@ mq_nack(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	}
 
-	if (attempt >= q->max_attempts)
-		mq_dead_letter_leased(q, qs, id, error, false, mq_now());
-	else
-	{
-		TimestampTz vt = mq_add_interval(mq_slot_note_wait(qs),
-										 delay ? delay : mq_backoff(q, attempt));
-		Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(vt), PointerGetDatum(error)};
-		char		rnulls[3] = {' ', ' ', error ? ' ' : 'n'};
-
-		if (mq_plan_run(q, MQP_RETRY, rargs, rnulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "mq: nack failed");
-		mq_xact_note_due(qs, vt);
-		mq_xact_count(qs, MQC_IN_FLIGHT, -1);
-		mq_xact_count(qs, MQC_DELAYED, 1);
-	}
+	/* a retry is a wait row: publish the clock its time counts from */
+	mq_attempt_failed(q, qs, id, attempt, mq_slot_note_wait(qs), delay, error, mq_now());
 	mq_call_end(&call);
 	PG_RETURN_BOOL(true);
 }

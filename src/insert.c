@@ -185,7 +185,8 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 
 /*
  * Insert one message.  m->id is used when fresh_id is false (retries,
- * redrives keep their id); otherwise a new id is taken.  With a dedup key
+ * redrives keep their id); otherwise a new id is taken, and the message
+ * counts as sent.  With a dedup key
  * and a fresh id, an existing live message with that key wins and its id
  * is returned with *duplicate set.
  */
@@ -246,6 +247,8 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	}
 
 	mqi_write_row(q, qs, m, seq, visible_at, ready);
+	if (fresh_id)
+		mq_xact_count(qs, MQC_TOTAL_SENT, 1);
 	return m->id;
 }
 
@@ -314,6 +317,7 @@ mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 		mq_xact_note_due(qs, visible_at);
 		mq_xact_count(qs, MQC_DELAYED, n);
 	}
+	mq_xact_count(qs, MQC_TOTAL_SENT, n);
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "mq: batch insert into queue \"%s\" failed: %s", q->name,
 			 SPI_result_code_string(rc));

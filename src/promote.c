@@ -58,21 +58,8 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int
 		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
 		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
 
-		if (attempt >= q->max_attempts)
-			mq_dead_letter_leased(q, qs, id, NULL, false, now);
-		else
-		{
-			Interval   *backoff = mq_backoff(q, attempt);
-			TimestampTz retry_at = mq_add_interval(vt, backoff);
-			Datum		rargs[3] = {Int64GetDatum(id), TimestampTzGetDatum(retry_at), (Datum) 0};
-			char		rnulls[3] = {' ', ' ', 'n'};
-
-			if (mq_plan_run(q, MQP_RETRY, rargs, rnulls, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "mq: could not schedule retry of message " INT64_FORMAT, id);
-			mq_xact_note_due(qs, retry_at);
-			mq_xact_count(qs, MQC_IN_FLIGHT, -1);
-			mq_xact_count(qs, MQC_DELAYED, 1);
-		}
+		/* the backoff counts from when the lease ended */
+		mq_attempt_failed(q, qs, id, attempt, vt, NULL, NULL, now);
 	}
 	return (int64) n;
 }

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * retry.c
- *	  What a failed attempt leads to: the backoff before the next one
- *	  (exponential, capped, with jitter), or, once the attempts are used
- *	  up, a dead letter: into the queue's dead_letter_queue, or into
- *	  mq.dead_letters.
+ *	  What a failed attempt leads to (a nack, a lease that ran out): a
+ *	  retry after the backoff (exponential, capped, with jitter), or, once
+ *	  the attempts are used up, a dead letter: into the queue's
+ *	  dead_letter_queue, or into mq.dead_letters.
  *
  *-------------------------------------------------------------------------
  */
@@ -167,7 +167,6 @@ mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_
 		if (hops <= MQ_MAX_DEAD_LETTER_HOPS)
 		{
 			mq_insert_message(dlq, &copy, dead_at, true);
-			mq_xact_count(mq_queue_shared(dlq), MQC_TOTAL_SENT, 1);
 			return;
 		}
 	}
@@ -225,4 +224,37 @@ mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool
 		m.attempt--;
 	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 	mq_dead_letter(q, qs, &m, dead_at);
+}
+
+/*
+ * The attempt of a leased message failed (a nack, a lease that ran out):
+ * past max_attempts it is dead-lettered, else it is due again at base plus
+ * delay (the queue's backoff when delay is NULL).  Returns the retry time,
+ * or DT_NOEND for a dead letter.
+ */
+TimestampTz
+mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
+				  TimestampTz base, Interval *delay, text *error, TimestampTz now)
+{
+	Interval   *wait;
+	TimestampTz retry_at;
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
+
+	if (attempt >= q->max_attempts)
+	{
+		mq_dead_letter_leased(q, qs, id, error, false, now);
+		return DT_NOEND;
+	}
+	wait = delay ? delay : mq_backoff(q, attempt);
+	retry_at = mq_add_interval(base, wait);
+	args[0] = Int64GetDatum(id);
+	args[1] = TimestampTzGetDatum(retry_at);
+	args[2] = PointerGetDatum(error);
+	if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "mq: could not schedule the retry of message " INT64_FORMAT, id);
+	mq_xact_note_due(qs, retry_at);
+	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+	mq_xact_count(qs, MQC_DELAYED, 1);
+	return retry_at;
 }

@@ -80,8 +80,6 @@ mq_send(PG_FUNCTION_ARGS)
 	m.enqueued_at = now;
 	id = mq_insert_message_dedup(q, &m, delay ? mq_add_interval(now, delay) : now,
 								 true, &duplicate);
-	if (!duplicate)
-		mq_xact_count(mq_queue_shared(q), MQC_TOTAL_SENT, 1);
 	mq_call_end(&call);
 	PG_RETURN_INT64(id);
 }
@@ -104,7 +102,6 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	MqQueue    *q;
 	TimestampTz now,
 				visible_at;
-	MqQueueShared *qs;
 	MqCall		call;
 
 	if (PG_ARGISNULL(1))
@@ -148,7 +145,6 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);
-	qs = mq_queue_shared(q);
 	now = mq_now();
 	visible_at = delay ? mq_add_interval(now, delay) : now;
 	if (nmsg > 0)
@@ -164,7 +160,6 @@ mq_send_batch(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 		}
 	}
-	mq_xact_count(qs, MQC_TOTAL_SENT, nmsg);
 	mq_call_end(&call);
 	return (Datum) 0;
 }

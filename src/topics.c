@@ -843,7 +843,6 @@ mq_publish(PG_FUNCTION_ARGS)
 		m.headers = pub.headers;
 		m.enqueued_at = now;
 		mq_insert_message(q, &m, visible_at, true);
-		mq_xact_count(mq_queue_shared(q), MQC_TOTAL_SENT, 1);
 		delivered++;
 	}
 	mq_call_end(&call);
