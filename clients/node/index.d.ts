@@ -164,3 +164,6 @@ export class Worker<T = unknown> implements AsyncIterable<IteratedMessage<T>> {
   run(handler?: Handler<T>): Promise<number>;
   [Symbol.asyncIterator](): AsyncIterator<IteratedMessage<T>>;
 }
+
+/** node-postgres (the `pg` module this client uses); typed by @types/pg if installed. */
+export const pg: any;

@@ -14,3 +14,7 @@
 
 export { Message, Queue, publish } from './lib/queue.js';
 export { Worker } from './lib/worker.js';
+
+// node-postgres itself, so that code beside the client (the examples)
+// uses the same pg as the Worker without a node_modules of its own.
+export { default as pg } from 'pg';
