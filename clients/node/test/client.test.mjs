@@ -199,26 +199,54 @@ test('terminated connections: the worker reconnects, nothing lost or acked twice
   const ids = await admin((c) => new Queue(c, 'js_kill').sendBatch(
     Array.from({ length: n }, (_, i) => ({ i }))));
   const handled = new Map();
+  let killed = 0;
+  // Kill every worker connection from outside while the worker runs
+  // (receives, waits), and once while an ack is in flight: the handler of
+  // message 130 has another session lock the leased rows (mq.w_js_kill),
+  // so that its batch's ack waits, and kills the workers' connections
+  // 300 ms later; the ack must be repeated on a new connection.
+  const killAll = () => admin(async (c) => {
+    killed += Number((await c.query(
+      'SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity'
+      + " WHERE application_name = 'js_kill_worker'")).rows[0].n);
+  });
+  let blocker = null;
+  let ackKilled = 0;
+  const blockAckThenKill = async () => {
+    const c = new pg.Client(CONFIG);
+    await c.connect();
+    await c.query('BEGIN');
+    await c.query('SELECT 1 FROM mq.w_js_kill FOR UPDATE');
+    blocker = (async () => {
+      await sleep(300);
+      ackKilled = Number((await c.query(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'js_kill_worker'"
+        + " AND wait_event_type = 'Lock' AND query LIKE '%mq.ack%'")).rows[0].n);
+      await killAll();
+      await c.query('COMMIT');
+      await c.end();
+    })();
+  };
   const w = new Worker(CONFIG, 'js_kill', async (m) => {
     await sleep(5);
+    if (m.message.i === 130 && !handled.has(m.id)) await blockAckThenKill();
     handled.set(m.id, (handled.get(m.id) || 0) + 1);
   }, { concurrency: 3, wait: 1, applicationName: 'js_kill_worker', backoff: [0.05, 0.5],
     logger: quiet });
   w.start();
-  let killed = 0;
   try {
-    for (const at of [50, 120, 200]) {
+    for (const at of [80, 180]) {
       await poll(() => handled.size >= at, 30, `${at} messages handled`);
-      killed += await admin(async (c) => Number((await c.query(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
-        + " WHERE application_name = 'js_kill_worker'")).rows[0].n));
+      await killAll();
     }
     await poll(async () => w.stats.acked + w.stats.settleFailed >= n
       && (await metrics('js_kill')).ready === 0, 40, 'every message settled');
   } finally {
     await w.stop();
+    await blocker;
   }
-  assert.ok(killed >= 3, `worker connections were terminated (${killed})`);
+  assert.ok(ackKilled >= 1, 'an ack was waiting when its connection was terminated');
+  assert.ok(killed >= 5, `worker connections were terminated (${killed})`);
   assert.ok(w.stats.reconnects >= 3, `the worker reconnected (${w.stats.reconnects})`);
   assert.deepEqual([...handled.keys()].sort(), [...ids].sort(), 'no message lost');
   assert.deepEqual([...handled].filter(([, k]) => k > 1), [], 'none handled twice');
