@@ -169,6 +169,27 @@ test('the heartbeat keeps a 3 s job leased with a 1 s visibility timeout', async
   assert.deepEqual(counts(await metrics('js_hb')), [0, 0, 0, 1]);
 });
 
+test('the heartbeat also keeps the messages of a batch that wait their turn', async () => {
+  const n = 200;
+  await makeQueue('js_hb_batch', { visibility_timeout: '1 second' });
+  await admin((c) => new Queue(c, 'js_hb_batch').sendBatch(Array.from({ length: n }, (_, i) => ({ i }))));
+  const handled = new Map();
+  let slow = false;
+  const w = new Worker(CONFIG, 'js_hb_batch', async (m) => {
+    handled.set(m.id, (handled.get(m.id) || 0) + 1);
+    if (handled.size === 60 && !slow) {      // by now a slot takes batches
+      slow = true;
+      await sleep(2500);                     // the rest of its batch waits 2.5 s
+    }
+  }, { concurrency: 2, wait: 1, logger: quiet });
+  await runWorker(w, async () => w.stats.acked + w.stats.settleFailed >= n
+    && (await metrics('js_hb_batch')).in_flight === 0, 30, 'every message settled');
+  assert.deepEqual([...handled].filter(([, k]) => k > 1), [], 'none handled twice');
+  assert.ok(w.stats.extended >= 2, `leases were extended (${w.stats.extended})`);
+  assert.deepEqual([w.stats.acked, w.stats.settleFailed], [n, 0]);
+  assert.deepEqual(counts(await metrics('js_hb_batch')), [0, 0, 0, n]);
+});
+
 test('SIGTERM mid-message finishes it and exits 0', async () => {
   await makeQueue('js_term');
   await admin((c) => new Queue(c, 'js_term').sendBatch([{ i: 0 }, { i: 1 }, { i: 2 }]));
