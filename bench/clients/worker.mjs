@@ -1,4 +1,4 @@
-// bench/clients/worker.mjs QUEUE COUNT CONCURRENCY: the Node client's
+// bench/clients/worker.mjs QUEUE COUNT CONCURRENCY [BATCH]: the Node client's
 // Worker (clients/node) with an empty handler, on libpq's PG* variables,
 // until COUNT messages are acked; prints "acked N in S s: R msg/s" and
 // exits 0, or 1 if not every message was acked within 10 minutes
@@ -7,8 +7,9 @@
 import { Worker } from '../../clients/node/index.js';
 
 const [queue, count, concurrency] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+const batch = Number(process.argv[5] || 50);
 const w = new Worker(undefined, queue, () => {}, {
-  concurrency, wait: 1, applicationName: 'mq_bench_node', signals: false,
+  concurrency, batch, wait: 1, applicationName: 'mq_bench_node', signals: false,
 });
 const t0 = performance.now();
 w.start();

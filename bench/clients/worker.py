@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/clients/worker.py QUEUE COUNT CONCURRENCY: the Python client's
+"""bench/clients/worker.py QUEUE COUNT CONCURRENCY [BATCH]: the Python client's
 Worker (clients/python) with an empty handler, on libpq's PG* variables,
 until COUNT messages are acked; prints "acked N in S s: R msg/s" and exits
 0, or 1 if not every message was acked within 10 minutes (bench/run.sh,
@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mq_client import Worker  # noqa: E402
 
 queue, count, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-w = Worker("", queue, lambda m: None, concurrency=concurrency, wait=1,
+batch = int(sys.argv[4]) if len(sys.argv) > 4 else 50
+w = Worker("", queue, lambda m: None, concurrency=concurrency, wait=1, batch=batch,
            application_name="mq_bench_py")
 t0 = time.monotonic()
 w.start()
