@@ -52,9 +52,14 @@ include $(PGXS)
 $(OBJS): $(wildcard src/*.h)
 
 # The two commands of the README.  Both install what is missing first.
-.PHONY: demo test bench demo-ha
+.PHONY: demo test bench demo-ha example
 demo:
 	@bash $(srcdir)/tools/demo.sh
+
+# A cluster with mq left running for the client examples (README, "From
+# your language"); prints the PG* variables to use and how to stop it.
+example:
+	@bash $(srcdir)/tools/demo.sh --example
 
 # A failover drill on pg_auto_failover (README, "High availability"); run
 # by hand, not part of `make test`.

@@ -12,7 +12,8 @@
 #   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
 #               exit status 0 only if every pgbench run was clean
 #   --only L    run only the workloads of the comma-separated list L:
-#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 (W6 includes W6b)
+#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 WC (W6 includes W6b)
+#   --clients   the same as --only WC (bench/clients.sh)
 #
 # Workloads (bench/RESULTS.md says more): W1 send; W1n W1 with mq.notify on
 # vs off, a LISTENer connected; W2 receive+ack; W3 send_batch; W4 receive
@@ -20,7 +21,11 @@
 # subscribed queues vs 10 sends; W6b publish that matches none of 1,000
 # subscriptions vs 1 send; W7 blocking-receive wake-up latency vs polling
 # every 1 ms; W7n latency from a committed send to its NOTIFY; W8 W2 with the
-# xmin horizon held.  W1n and W7n compile bench/listen.c (cc, libpq).
+# xmin horizon held; WC the Python and Node clients' Worker (concurrency 4,
+# empty handler) draining a backlog, against a W2-like pgbench run of the
+# same length (skipped with a note when a client's dependencies are
+# missing, unless asked for by --only/--clients).  W1n and W7n compile
+# bench/listen.c (cc, libpq).
 #
 # Environment:
 #   PG_CONFIG        pg_config of the PostgreSQL to use (default: PostgreSQL
@@ -34,6 +39,8 @@
 #   MQ_BENCH_N_W2    W2 backlog of the full run (default 1200000)
 #   MQ_BENCH_N_W4    W4 backlog of the full run (default 6000000)
 #   MQ_BENCH_N_W8    W8 backlog of the full run (default 2000000)
+#   MQ_BENCH_N_WC    WC: messages each client drains (default 100000)
+#   MQ_PYTHON        WC: python with psycopg 3 (default /usr/bin/python3)
 #   CC               compiler for bench/listen.c (default cc)
 #
 # The cluster lives in a mktemp directory, listens only on a unix socket in
@@ -58,12 +65,13 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1 ;;
         --only) shift; ONLY=${1:-} ;;
         --only=*) ONLY=${1#--only=} ;;
+        --clients) ONLY=WC ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
-ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8"
+ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 WC"
 ONLY=$(echo "$ONLY" | tr ',a-z' ' A-Z')
 for w in $ONLY; do
     case " $ALL_WORKLOADS " in *" $w "*) ;; *) echo "bench: unknown workload '$w' in --only" >&2; exit 2 ;; esac
@@ -78,6 +86,7 @@ if [ "$SMOKE" -eq 1 ]; then
     N_W2=2000       # backlogs
     N_W4=20000
     N_W8=3000
+    N_WC=3000       # WC: messages each client worker drains
     W5_RATE=200     # W5: total producer rate, messages/s
     N_W7=50         # W7: wake-ups measured
     N_W7N=30        # W7n: notifications measured
@@ -89,6 +98,7 @@ else
     N_W2=${MQ_BENCH_N_W2:-1200000}
     N_W4=${MQ_BENCH_N_W4:-6000000}
     N_W8=${MQ_BENCH_N_W8:-2000000}
+    N_WC=${MQ_BENCH_N_WC:-100000}
     W5_RATE=1000
     N_W7=1000
     N_W7N=200
@@ -831,6 +841,51 @@ if want W8; then
     else
         NOTES+=("W8: run W2 too for the fraction of the no-held-xmin W2 rate each side keeps")
     fi
+fi
+
+if want WC; then
+    # The clients' Worker, concurrency 4, empty handler, draining N_WC
+    # messages (msg/s from its start to the last ack), each against a W2
+    # run (receive 1 + ack per transaction, 4 clients, sync off, pgbench)
+    # just before it: the "floor" column is that W2 rate, the ratio the
+    # share of it the client reaches.
+    PY=${MQ_PYTHON:-/usr/bin/python3}
+    for client in py node; do
+        if [ "$client" = py ]; then
+            label="WC python Worker, conc 4, empty handler (floor: W2)"
+            cmd=("$PY" "$BENCH_DIR/clients/worker.py" bench "$N_WC" 4)
+            "$PY" -c 'import psycopg' >/dev/null 2>&1 || missing="python3 with psycopg 3 ($PY)"
+        else
+            label="WC node Worker, conc 4, empty handler (floor: W2)"
+            cmd=(node "$BENCH_DIR/clients/worker.mjs" bench "$N_WC" 4)
+            { command -v node >/dev/null && [ -d "$MQ_ROOT/clients/node/node_modules/pg" ]; } ||
+                missing="node and clients/node/node_modules (npm ci in clients/node)"
+        fi
+        if [ -n "${missing:-}" ]; then
+            case " $ONLY " in *" WC "*) die "WC $client: missing $missing" ;; esac
+            NOTES+=("WC $client skipped: missing $missing")
+            missing=
+            continue
+        fi
+        log "== WC $client: W2-like pgbench run, then the $client Worker draining $N_WC messages"
+        secs_wc=$([ "$SMOKE" -eq 1 ] && echo 2 || echo 10)
+        prepare mq $((secs_wc * 40000 + 10000))
+        run_pgbench "WC-$client-W2" off 4 "$secs_wc" mq_recv1.sql
+        [ "$(count_msgs mq)" -gt 0 ] || die "WC $client: the W2 backlog ran dry"
+        R[WC$client,floor]=$TPS
+        prepare mq "$N_WC"
+        "${AS[@]}" "${cmd[@]}" </dev/null >"$OUT/WC-$client.log" 2>&1
+        rc=$?
+        cat "$OUT/WC-$client.log" >&2
+        [ "$rc" -eq 0 ] || die "WC $client: the worker failed (exit status $rc; see $OUT/WC-$client.log)"
+        left=$(count_msgs mq)
+        [ "$left" = 0 ] || die "WC $client: $left messages left after the worker acked $N_WC"
+        R[WC$client,mq]=$(sed -n 's/.*: \([0-9]*\) msg\/s.*/\1/p' "$OUT/WC-$client.log")
+        [ -n "${R[WC$client,mq]}" ] || die "WC $client: no rate in $OUT/WC-$client.log"
+        ROWS+=("WC$client|$label|tps")
+        target "WC $client / W2" "$(ratio "${R[WC$client,mq]}" "${R[WC$client,floor]}")" ">=" 0.5
+    done
+    NOTES+=("WC: worker msg/s draining $N_WC messages (start to last ack) vs W2 (pgbench, 4 clients, sync off) just before it")
 fi
 
 # ------------------------------------------------------------------ table

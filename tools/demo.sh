@@ -9,6 +9,14 @@
 # examples/demo.sql with psql, and stops and removes the cluster again, also
 # when something fails or the script is interrupted.
 #
+#   bash tools/demo.sh [--example]
+#
+#   --example     what `make example` runs: also installs what the client
+#                 examples need (tools/deps.sh example: python3-psycopg,
+#                 nodejs, npm, npm ci in clients/node), starts the cluster
+#                 the same way with CREATE EXTENSION mq, and leaves it
+#                 running: prints the PG* variables to use and the command
+#                 that stops and removes it ($DIR/stop.sh)
 #   MQ_DEMO_PORT  first port to try (default 54321)
 
 set -u -o pipefail
@@ -21,10 +29,20 @@ DEMO_SQL=$MQ_ROOT/examples/demo.sql
 DIR=
 DATA=
 STARTED=0
+EXAMPLE=0
+KEEP=0
+case ${1:-} in
+    --example) EXAMPLE=1 ;;
+    '') ;;
+    *) echo "usage: demo.sh [--example]" >&2; exit 2 ;;
+esac
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    if [ "$KEEP" -eq 1 ]; then
+        exit "$rc"
+    fi
     if [ "$STARTED" -eq 1 ] && [ -f "$DATA/postmaster.pid" ]; then
         mq_section "stopping the demo cluster"
         "${MQ_AS[@]}" pg_ctl -D "$DATA" -m fast -w -t 60 stop </dev/null ||
@@ -46,7 +64,11 @@ die() { echo "demo: $*" >&2; exit 1; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 mq_section "dependencies"
-mq_deps build || exit 1
+if [ "$EXAMPLE" -eq 1 ]; then
+    mq_deps example || exit 1
+else
+    mq_deps build || exit 1
+fi
 [ -f "$DEMO_SQL" ] || die "$DEMO_SQL does not exist"
 
 mq_build || die "build failed"
@@ -97,6 +119,39 @@ PSQL=("${MQ_AS[@]}" psql -X -v ON_ERROR_STOP=1 -h "$DIR" -p "$port" -U postgres 
 
 mq_section "CREATE EXTENSION mq"
 "${PSQL[@]}" -e -c 'CREATE EXTENSION mq' </dev/null || { tail -n 40 "$DIR/server.log"; die "CREATE EXTENSION failed"; }
+
+if [ "$EXAMPLE" -eq 1 ]; then
+    # Leave the cluster running; stop.sh stops and removes it.
+    {
+        echo "#!/usr/bin/env bash"
+        echo "# written by tools/demo.sh --example: stop and remove the example cluster"
+        printf '%q ' "${MQ_AS[@]}" pg_ctl -D "$DATA" -m fast -w -t 60 stop
+        echo
+        printf 'rm -rf %q\n' "$DIR"
+    } >"$DIR/stop.sh"
+    chmod 755 "$DIR/stop.sh"
+    KEEP=1
+    mq_section "the example cluster is running"
+    cat <<EOF
+PostgreSQL with mq on 127.0.0.1:$port (socket directory $DIR), user postgres
+(trust authentication), database postgres; server log $DIR/server.log.
+
+Use it from this shell with:
+
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+
+then, from $MQ_ROOT (README, "From your language"):
+
+PYTHONPATH=clients/python python3 examples/python/producer.py hello 3
+node examples/node/producer.mjs hello 3
+node examples/node/consumer.mjs hello            # until Ctrl-C
+
+Stop and remove it with:
+
+bash $DIR/stop.sh
+EOF
+    exit 0
+fi
 
 mq_section "examples/demo.sql"
 (cd "$DIR/examples" && "${PSQL[@]}" -e -f demo.sql </dev/null) ||

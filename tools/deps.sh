@@ -2,13 +2,20 @@
 # tools/deps.sh: check for, and as root install, what building and testing mq
 # needs on Debian 12 with the postgresql-15 package.
 #
-#   bash tools/deps.sh [build|test]    run directly (default: test = all)
+#   bash tools/deps.sh [build|test|example]   run directly (default: test = all)
 #   . tools/deps.sh && mq_deps build   from the other scripts
+#
+# build: compiling and installing mq; example: build plus what the
+# client examples need (python3 with psycopg 3, nodejs and npm, and
+# clients/node/node_modules); test: all of that plus the test tools.
 #
 # What is missing is found by looking for files (pg_config, pgxs.mk,
 # pg_regress, ..., pgtap.control, IPC::Run), never by guessing.  As root
 # the missing packages are installed with apt-get (after one `apt-get
 # update`); otherwise the exact sudo command is printed and the check fails.
+# For test and example, `npm ci` then installs clients/node's dependencies
+# from its package-lock.json into clients/node/node_modules (ignored by
+# git), unless that is already up to date.
 #
 # On success these are set and exported:
 #   PG_CONFIG   (default /usr/lib/postgresql/15/bin/pg_config; /usr/bin/pg_config
@@ -54,20 +61,46 @@ mq_deps_missing() {
             echo libipc-run-perl
         fi
         [ -e "$sharedir/extension/pgtap.control" ] || echo "postgresql-$MQ_PG_MAJOR-pgtap"
-        # the Python client's tests (clients/python) use Debian's python3
-        # with psycopg 3
+    fi
+    if [ "$what" = test ] || [ "$what" = example ]; then
+        # the Python client (clients/python) uses Debian's python3 with
+        # psycopg 3; the Node client (clients/node) node and npm
         if [ ! -x "${MQ_PYTHON:-/usr/bin/python3}" ]; then
             echo python3
             echo python3-psycopg
         elif ! "${MQ_PYTHON:-/usr/bin/python3}" -c 'import psycopg' >/dev/null 2>&1; then
             echo python3-psycopg
         fi
+        command -v node >/dev/null 2>&1 || echo nodejs
+        command -v npm >/dev/null 2>&1 || echo npm
+    fi
+}
+
+# clients/node/node_modules from clients/node/package-lock.json (`npm ci`),
+# unless npm's record of the last install there is newer than the lock file.
+mq_node_modules() {
+    local dir
+    dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/clients/node
+    [ -f "$dir/package-lock.json" ] || return 0
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || major=0
+    if [ "$major" -lt 18 ]; then
+        echo "deps: node $(node --version 2>/dev/null) is too old for clients/node (18 or later)" >&2
+        return 1
+    fi
+    if [ -d "$dir/node_modules/pg" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+        return 0
+    fi
+    echo "deps: npm ci in $dir"
+    if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
+        echo "deps: npm ci failed in $dir (it needs the npm registry)" >&2
+        return 1
     fi
 }
 
 mq_deps() {
     local what=${1:-test}
-    case $what in build|test) ;; *) echo "usage: deps.sh [build|test]" >&2; return 2;; esac
+    case $what in build|test|example) ;; *) echo "usage: deps.sh [build|test|example]" >&2; return 2;; esac
 
     PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$MQ_PG_MAJOR/bin/pg_config}
     case $PG_CONFIG in
@@ -112,6 +145,9 @@ mq_deps() {
         "PostgreSQL $MQ_PG_MAJOR".*|"PostgreSQL $MQ_PG_MAJOR") ;;
         *) echo "deps: warning: $PG_CONFIG reports '$version', mq targets PostgreSQL $MQ_PG_MAJOR" >&2 ;;
     esac
+    if [ "$what" = test ] || [ "$what" = example ]; then
+        mq_node_modules || return 1
+    fi
     PG_BINDIR=$("$PG_CONFIG" --bindir)
     PGXS_DIR=$("$PG_CONFIG" --pkglibdir)/pgxs
     PATH=$PG_BINDIR:$PATH

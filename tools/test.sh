@@ -14,10 +14,14 @@
 #   4. python client   clients/python/tests/run.py (unittest) with
 #                      Debian's python3 and psycopg 3; the tests start
 #                      their own temporary cluster
-#   5. bench smoke     bash bench/run.sh --smoke, if bench/run.sh exists
+#   5. node client     clients/node/test/run.mjs (node --test) with
+#                      Debian's node and clients/node/node_modules (npm ci,
+#                      tools/deps.sh); the tests start their own temporary
+#                      cluster
+#   6. bench smoke     bash bench/run.sh --smoke, if bench/run.sh exists
 # Counted: one per pg_regress test, one per isolation spec, one per TAP
-# assertion, one per Python client test, one for the bench smoke (a failing build/install counts as one
-# failure).  The last line printed is "N passed, M failed"; the exit status
+# assertion, one per Python or Node client test, one for the bench smoke (a
+# failing build/install counts as one failure).  The last line printed is "N passed, M failed"; the exit status
 # is 0 only if M = 0 and N > 0.
 #
 # Environment knobs:
@@ -30,7 +34,7 @@
 #   TEMP_CONFIG             passed on to the TAP tests if set (appended to
 #                           every PostgreSQL::Test::Cluster node's config)
 #   MQ_PYTHON               python for the client tests (default /usr/bin/python3)
-#   MQ_SUITES               suites to run (default "regress isolation tap python bench");
+#   MQ_SUITES               suites to run (default "regress isolation tap python node bench");
 #                           for a quick look while developing, not for CI
 #   MQ_ONLY                 names of the tests to run inside those suites
 #                           (pg_regress tests, specs, TAP files without .pl);
@@ -165,7 +169,7 @@ TO=(timeout -k 30)
 
 # --- 1. pg_regress -----------------------------------------------------------
 
-SUITES=${MQ_SUITES:-regress isolation tap python bench}
+SUITES=${MQ_SUITES:-regress isolation tap python node bench}
 # wanted SUITE [NAME]: whether MQ_SUITES / MQ_ONLY select it
 wanted() {
     [[ " $SUITES " == *" $1 "* ]] || return 1
@@ -340,7 +344,35 @@ else
     FAILED=$((FAILED + f))
 fi
 
-# --- 5. bench smoke --------------------------------------------------------
+# --- 5. Node client ---------------------------------------------------------
+
+mq_section "node client"
+if [ ! -f "$T/clients/node/test/run.mjs" ]; then
+    echo "node: no clients/node/test/run.mjs, skipped"
+elif ! wanted node; then
+    echo "node: not selected (MQ_SUITES), skipped"
+else
+    (cd "$T/clients/node" && "${TO[@]}" "$TIMEOUT" "${MQ_AS[@]}" node test/run.mjs) \
+        </dev/null 2>&1 | tee "$OUT/node.log"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 124 ] && echo "node: timed out after ${TIMEOUT}s"
+    mq_stop_postgres_under "$WORK/tmp"
+    line=$(grep -E '^node client tests: [0-9]+ passed, [0-9]+ failed$' "$OUT/node.log" | tail -n 1)
+    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]}
+        f=${BASH_REMATCH[2]}
+    else
+        echo "node: no result line (exit status $rc)"
+        p=0
+        f=1
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "node client: $p passed, $f failed"
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+fi
+
+# --- 6. bench smoke --------------------------------------------------------
 
 mq_section "bench smoke"
 if [ ! -f "$T/bench/run.sh" ]; then

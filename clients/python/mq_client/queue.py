@@ -121,6 +121,18 @@ class Queue:
         return self.conn.execute("SELECT mq.ack(%s, %s::bigint, %s::text)",
                                  (self.name, mid, receipt)).fetchone()[0]
 
+    def ack_many(self, msgs: Sequence[Union[Message, int]]) -> int:
+        """mq.ack of an array in one call, fenced by each delivery's receipt
+        when all are Messages; returns how many were acked."""
+        ids = [m.id if isinstance(m, Message) else m for m in msgs]
+        receipts = [m.receipt if isinstance(m, Message) else None for m in msgs]
+        if all(r is not None for r in receipts):
+            row = self.conn.execute("SELECT mq.ack(%s, %s::bigint[], %s::text[])",
+                                    (self.name, ids, receipts)).fetchone()
+        else:
+            row = self.conn.execute("SELECT mq.ack(%s, %s::bigint[])", (self.name, ids)).fetchone()
+        return row[0]
+
     def nack(self, msg: Union[Message, int], error: Optional[str] = None,
              delay: Interval = None, receipt: Optional[str] = None) -> bool:
         """mq.nack: retry after `delay` (default: the queue's backoff)."""

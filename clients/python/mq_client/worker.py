@@ -4,11 +4,20 @@
     worker.run()        # until SIGTERM/SIGINT (or worker.stop()); returns 0
 
 Each of the `concurrency` slots is a thread with its own connection
-(autocommit): it blocks in mq.receive(wait => ...), calls handler(message),
-acks on return and nacks with the exception text on raise, each fenced by
-the delivery's receipt. A heartbeat thread (own connection) extends the
-lease of every message whose handler has run past half the visibility
-timeout. stop() (SIGTERM/SIGINT under run()) lets the messages in hand
+(autocommit): it blocks in mq.receive(wait => ...), calls handler(message)
+for each message it got, acks on return and nacks with the exception text
+on raise, each fenced by the delivery's receipt.
+
+Batches: a slot receives one message at a time until it knows how long the
+handler takes, then as many as the handler gets through in `batch_time`
+seconds (at most `batch`), and acks them with one call (mq.ack(queue,
+ids[], receipts[])) once the batch is handled: two round trips per batch
+instead of two per message for fast handlers, one message per receive for
+slow ones, and what a slot holds is done within about `batch_time`.
+
+A heartbeat thread (own connection) extends the lease of every message in
+hand (received, not yet settled) once it has been held for half the
+visibility timeout. stop() (SIGTERM/SIGINT under run()) lets the messages in hand
 finish and be settled, receives no more (a waiting receive is cancelled,
 which gives its messages back), and run() returns 0. A lost connection is
 reopened with exponential backoff; an ack or nack whose connection broke is
@@ -63,14 +72,17 @@ class Worker:
     dsn: libpq connection string or URI ("" uses PGHOST, PGPORT, ... only).
     visibility_timeout: lease per delivery in seconds (default: the queue's).
     wait: longest blocking receive in seconds (a commit wakes it at once).
-    batch: messages per receive (handled one after the other).
-    heartbeat: extend leases of handlers running past half the timeout.
+    batch: most messages per receive (handled one after the other); fewer
+      for slow handlers: what the handler gets through in batch_time
+      seconds (and a quarter of the visibility timeout), 1 until known.
+    heartbeat: extend leases of messages held past half the timeout.
     backoff: (first, max) seconds between reconnection attempts.
     """
 
     def __init__(self, dsn: str, queue: str, handler: Callable[[Message], object],
                  concurrency: int = 1, *, visibility_timeout: Interval = None,
-                 wait: Interval = 5.0, batch: int = 1, heartbeat: bool = True,
+                 wait: Interval = 5.0, batch: int = 50, batch_time: float = 0.1,
+                 heartbeat: bool = True,
                  backoff: tuple = (0.1, 5.0), application_name: str = "mq_worker",
                  connect_kwargs: Optional[dict] = None):
         if concurrency < 1:
@@ -81,7 +93,11 @@ class Worker:
         self.concurrency = concurrency
         self.vt = None if visibility_timeout is None else _seconds(visibility_timeout)
         self.wait = _seconds(wait)
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
         self.batch = batch
+        self.batch_time = batch_time
+        self._avg_handler: Optional[float] = None   # seconds per message, moving average
         self.heartbeat = heartbeat
         self.backoff = backoff
         self.application_name = application_name
@@ -91,7 +107,7 @@ class Worker:
         self._stats_lock = threading.Lock()
         self._stopping = threading.Event()
         self._slots = [_Slot(i) for i in range(concurrency)]
-        # in flight: (slot index, message id) -> [message, monotonic lease start]
+        # in hand: (slot index, message id) -> [message, monotonic lease start]
         self._inflight: dict = {}
         self._inflight_lock = threading.Lock()
         self._hb_thread: Optional[threading.Thread] = None
@@ -227,6 +243,15 @@ class Worker:
 
     # --- the loop ----------------------------------------------------------
 
+    def _quantity(self) -> int:
+        """Messages per receive: 1 until the handler's speed is known, then
+        what it gets through in batch_time (and a quarter of the lease)."""
+        avg = self._avg_handler
+        if self.batch <= 1 or avg is None:
+            return 1
+        budget = min(self.batch_time, (self.vt or 30.0) / 4.0)
+        return max(1, min(self.batch, int(budget / max(avg, 1e-6))))
+
     def _slot_loop(self, slot: _Slot) -> None:
         while not self._stopping.is_set():
             conn = self._slot_conn(slot)
@@ -236,8 +261,9 @@ class Worker:
                 if self._stopping.is_set():
                     break
                 slot.state = _RECEIVING
+            sent = time.monotonic()
             try:
-                msgs = Queue(conn, self.queue).receive(self.batch, self.vt, self.wait)
+                msgs = Queue(conn, self.queue).receive(self._quantity(), self.vt, self.wait)
             except pgerrors.QueryCanceled:
                 msgs = []              # stop() cancelled the wait
             except psycopg.OperationalError as e:
@@ -251,62 +277,94 @@ class Worker:
                 with slot.lock:
                     slot.state = _HANDLING
             if msgs:
-                self._count("received", len(msgs))
-            for msg in msgs:
-                self._handle(slot, msg)
+                self._handle_batch(slot, msgs, max(sent, time.monotonic() - 0.1))
             with slot.lock:
                 slot.state = _IDLE
         self._drop_conn(slot)
 
-    def _handle(self, slot: _Slot, msg: Message) -> None:
-        key = (slot.index, msg.id)
+    def _handle_batch(self, slot: _Slot, msgs: list, lease_start: float) -> None:
+        self._count("received", len(msgs))
+        entries = []
         with self._inflight_lock:
-            self._inflight[key] = [msg, time.monotonic()]
-        error = None
+            for msg in msgs:
+                key = (slot.index, msg.id)
+                entry = [msg, lease_start]
+                self._inflight[key] = entry
+                entries.append((key, entry))
+        done = []
         try:
-            self.handler(msg)
-        except Exception as e:  # the handler failed: nack with its error
-            error = f"{type(e).__name__}: {e}"
-            log.info("mq worker %s: message %d failed: %s", self.queue, msg.id, error)
+            for key, entry in entries:
+                msg = entry[0]
+                t0 = time.monotonic()
+                error = None
+                try:
+                    self.handler(msg)
+                except Exception as e:  # the handler failed: nack with its error
+                    error = f"{type(e).__name__}: {e}"
+                    log.info("mq worker %s: message %d failed: %s", self.queue, msg.id, error)
+                took = time.monotonic() - t0
+                avg = self._avg_handler
+                self._avg_handler = took if avg is None else avg * 0.8 + took * 0.2
+                if error is None:
+                    done.append((key, entry))
+                else:
+                    self._settle(slot, [(key, entry)], error[:2000])
+        finally:
+            if done:
+                self._settle(slot, done, None)
+
+    def _settle(self, slot: _Slot, entries: list, error: Optional[str]) -> None:
+        """ack (error None; one call for all of `entries`) or nack (one
+        entry), repeated over lost connections for as long as the leases
+        may still be ours (the receipts fence them)."""
+        give_up_at = time.monotonic() + max(self.vt or 30.0, 5.0) * 2
+        what = "ack" if error is None else "nack"
+        msgs = [entry[0] for _, entry in entries]
+        failures = 0
         try:
-            self._settle(slot, msg, error)
+            while True:
+                conn = self._slot_conn(slot, give_up_at)
+                if conn is None:
+                    break
+                try:
+                    q = Queue(conn, self.queue)
+                    if error is not None:
+                        settled = 1 if q.nack(msgs[0], error=error) else 0
+                        self._count("nacked", settled)
+                    elif len(msgs) == 1:
+                        settled = 1 if q.ack(msgs[0]) else 0
+                        self._count("acked", settled)
+                    else:
+                        settled = q.ack_many(msgs)
+                        self._count("acked", settled)
+                    if settled < len(msgs):
+                        self._count("settle_failed", len(msgs) - settled)
+                        log.warning("mq worker %s: %s of %d of %d message(s) found the lease gone",
+                                    self.queue, what, len(msgs) - settled, len(msgs))
+                    return
+                except (psycopg.OperationalError, pgerrors.QueryCanceled) as e:
+                    failures += 1
+                    log.warning("mq worker %s/%d: %s failed (%s); retrying",
+                                self.queue, slot.index, what, _oneline(e))
+                    if not isinstance(e, pgerrors.QueryCanceled):
+                        self._drop_conn(slot)
+                    if time.monotonic() > give_up_at:
+                        break
+                    if self._stopping.is_set():
+                        time.sleep(0.05 * failures)
+                    else:
+                        self._sleep_backoff(failures)
+                except psycopg.Error as e:
+                    log.error("mq worker %s: %s failed: %s", self.queue, what, _oneline(e))
+                    break
+            self._count("settle_failed", len(msgs))
+            log.error("mq worker %s: could not %s message(s) %s; delivered again when the "
+                      "lease ends", self.queue, what, ", ".join(str(m.id) for m in msgs))
         finally:
             with self._inflight_lock:
-                self._inflight.pop(key, None)
-
-    def _settle(self, slot: _Slot, msg: Message, error: Optional[str]) -> None:
-        """ack (error None) or nack, repeated over lost connections for as
-        long as the lease may still be ours (the receipt fences it)."""
-        give_up_at = time.monotonic() + max(self.vt or 30.0, 5.0) * 2
-        failures = 0
-        while True:
-            conn = self._slot_conn(slot, give_up_at)
-            if conn is None:
-                break
-            try:
-                q = Queue(conn, self.queue)
-                if error is None:
-                    ok = q.ack(msg)
-                    self._count("acked" if ok else "settle_failed")
-                else:
-                    ok = q.nack(msg, error=error[:2000])
-                    self._count("nacked" if ok else "settle_failed")
-                if not ok:
-                    log.warning("mq worker %s: message %d: %s found its lease gone",
-                                self.queue, msg.id, "ack" if error is None else "nack")
-                return
-            except (psycopg.OperationalError, pgerrors.QueryCanceled) as e:
-                failures += 1
-                log.warning("mq worker %s/%d: settling message %d failed (%s); retrying",
-                            self.queue, slot.index, msg.id, _oneline(e))
-                if isinstance(e, psycopg.OperationalError) and not isinstance(e, pgerrors.QueryCanceled):
-                    self._drop_conn(slot)
-                if time.monotonic() > give_up_at:
-                    break
-                self._sleep_backoff(failures) if not self._stopping.is_set() else time.sleep(0.05 * failures)
-        self._count("settle_failed")
-        log.error("mq worker %s: could not settle message %d; it will be delivered again "
-                  "when its lease ends", self.queue, msg.id)
+                for key, entry in entries:
+                    if self._inflight.get(key) is entry:
+                        del self._inflight[key]
 
     # --- heartbeat ---------------------------------------------------------
 

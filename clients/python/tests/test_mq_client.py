@@ -177,6 +177,34 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
                          (0, 0, 0, 1))
 
+    def test_heartbeat_also_keeps_the_messages_of_a_batch_waiting_their_turn(self):
+        n = 200
+        make_queue("py_hb_batch", visibility_timeout="1 second")
+        with admin() as c:
+            Queue(c, "py_hb_batch").send_batch([{"i": i} for i in range(n)])
+        handled = collections.Counter()
+        lock = threading.Lock()
+        slow = []
+
+        def handler(m):
+            with lock:
+                handled[m.id] += 1
+                go_slow = len(handled) == 60 and not slow   # by now a slot takes batches
+                if go_slow:
+                    slow.append(m.id)
+            if go_slow:
+                time.sleep(2.5)                  # the rest of its batch waits 2.5 s
+
+        w = Worker(DSN, "py_hb_batch", handler, concurrency=2, wait=1)
+        self.run_worker(w, lambda: w.stats["acked"] + w.stats["settle_failed"] >= n
+                        and metrics("py_hb_batch")["in_flight"] == 0, 30, "every message settled")
+        self.assertEqual([i for i, k in handled.items() if k > 1], [], "none handled twice")
+        self.assertGreaterEqual(w.stats["extended"], 2, "leases were extended")
+        self.assertEqual((w.stats["acked"], w.stats["settle_failed"]), (n, 0))
+        m = metrics("py_hb_batch")
+        self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
+                         (0, 0, 0, n))
+
     def test_sigterm_mid_message_finishes_it_and_exits_0(self):
         make_queue("py_term")
         with admin() as c:
@@ -206,30 +234,66 @@ class WorkerTest(unittest.TestCase):
             ids = Queue(c, "py_kill").send_batch([{"i": i} for i in range(n)])
         handled = collections.Counter()
         lock = threading.Lock()
+        killed = 0
+        ack_killed = []
+        blocker = []
+
+        def kill_all():
+            nonlocal killed
+            with admin() as c:
+                killed += c.execute(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                    " FROM pg_stat_activity WHERE application_name = 'py_kill_worker'"
+                ).fetchone()[0]
+
+        # Kill every worker connection from outside while the worker runs
+        # (receives, waits), and once while an ack is in flight: the handler
+        # of message 130 has another session lock the leased rows
+        # (mq.w_py_kill), so that its batch's ack waits, and kills the
+        # workers' connections 300 ms later; the ack must be repeated on a
+        # new connection.
+        def block_ack_then_kill():
+            c = psycopg.connect(DSN)
+            c.execute("SELECT 1 FROM mq.w_py_kill FOR UPDATE")
+
+            def later():
+                time.sleep(0.3)
+                ack_killed.append(c.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'py_kill_worker'"
+                    " AND wait_event_type = 'Lock' AND query LIKE '%%mq.ack%%'").fetchone()[0])
+                kill_all()
+                c.commit()
+                c.close()
+            t = threading.Thread(target=later)
+            t.start()
+            blocker.append(t)
 
         def handler(m):
             time.sleep(0.005)
+            with lock:
+                first = m.message["i"] == 130 and m.id not in handled
+            if first:
+                block_ack_then_kill()
             with lock:
                 handled[m.id] += 1
 
         w = Worker(DSN, "py_kill", handler, concurrency=3, wait=1,
                    application_name="py_kill_worker", backoff=(0.05, 0.5))
         w.start()
-        killed = 0
         try:
-            for at in (50, 120, 200):
+            for at in (80, 180):
                 poll(lambda: sum(handled.values()) >= at, 30, f"{at} messages handled")
-                with admin() as c:
-                    killed += c.execute(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
-                        " FROM pg_stat_activity WHERE application_name = 'py_kill_worker'"
-                    ).fetchone()[0]
+                kill_all()
             poll(lambda: w.stats["acked"] + w.stats["settle_failed"] >= n
                  and metrics("py_kill")["ready"] == 0, 40, "every message settled")
         finally:
             w.stop()
             self.assertTrue(w.join(30))
-        self.assertGreaterEqual(killed, 3, "worker connections were terminated")
+            for t in blocker:
+                t.join(10)
+        self.assertGreaterEqual(ack_killed[0] if ack_killed else 0, 1,
+                                "an ack was waiting when its connection was terminated")
+        self.assertGreaterEqual(killed, 5, "worker connections were terminated")
         self.assertGreaterEqual(w.stats["reconnects"], 3, "the worker reconnected")
         self.assertEqual(set(handled), set(ids), "no message lost")
         self.assertEqual([i for i, k in handled.items() if k > 1], [], "none handled twice")
@@ -239,13 +303,13 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
                          (0, 0, 0, n))
 
-    def test_four_concurrent_workers_process_2000_messages_exactly_once(self):
-        n = 2000
+    def test_four_concurrent_workers_process_10000_messages_exactly_once(self):
+        n = 10000
         make_queue("py_many")
         with admin() as c:
             ids = []
-            for k in range(0, n, 500):
-                ids += Queue(c, "py_many").send_batch([{"i": i} for i in range(k, k + 500)])
+            for k in range(0, n, 1000):
+                ids += Queue(c, "py_many").send_batch([{"i": i} for i in range(k, k + 1000)])
         handled = collections.Counter()
         lock = threading.Lock()
 
