@@ -10,6 +10,6 @@
 
 #include "catalog.h"
 
-extern int64 mq_promote_due(MqQueue *q, bool force, int budget);
+extern int64 mq_promote_due(MqQueue *q, bool force, int budget, bool far);
 
 #endif							/* MQ_PROMOTE_H */

@@ -20,6 +20,7 @@ extern void mq_xact_all_lanes_back(MqQueueShared *qs);
 extern void mq_xact_promoted(MqQueueShared *qs, TimestampTz wait_low);
 extern void mq_xact_lane_scan_empty(MqQueueShared *qs, int32 priority);
 extern void mq_xact_purged(MqQueueShared *qs);
+extern void mq_xact_retention_changed(MqQueueShared *qs);
 extern void mq_xact_gauge_deltas(MqQueueShared *qs, int64 *deltas);
 extern void mq_xact_created_queue(Oid ready_relid);
 extern void mq_xact_dropped_queue(Oid ready_relid);
