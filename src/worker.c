@@ -231,13 +231,20 @@ mqw_save_totals(MemoryContext pass_cxt)
 	List	   *work;
 	List	   *saved = NIL;
 	ListCell   *lc;
+	bool		any = false;
 
+	/* nothing to save: no transaction (what promotions made ready wakes us) */
+	MemoryContextSwitchTo(pass_cxt);
+	work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp(), false);
+	foreach(lc, work)
+		any |= (((MqQueueWork *) lfirst(lc))->what & MQW_TOTALS) != 0;
+	if (!any)
+		return;
 	if (!mqw_begin("mq: saving totals"))
 	{
 		mqw_skip();
 		return;
 	}
-	work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp(), false);
 	foreach(lc, work)
 	{
 		MqQueueWork *w = lfirst(lc);
@@ -341,6 +348,7 @@ mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 											(w->what & MQW_RETENTION) != 0, pass_cxt);
 		}
 		mqw_save_totals(pass_cxt);
+		MemoryContextSwitchTo(pass_cxt);
 		if (mqw_failures != NIL)
 		{
 			MqwFailure *f = linitial(mqw_failures);
