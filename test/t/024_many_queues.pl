@@ -5,7 +5,7 @@
 # pass costs what the queues with something due cost, found in shared
 # memory, not one transaction per queue.
 #
-# Part 1: with N idle queues (MQ_MANY_QUEUES, default 500), once the worker
+# Part 1: with N idle queues (MQ_MANY_QUEUES, default 200), once the worker
 #   has seen them all, its passes run no transaction per queue: the
 #   database's xact_commit grows by a few per pass, not by N.  (The code
 #   before this visited every queue at every pass: N per pass.)
@@ -19,6 +19,10 @@
 #   entry), and dropping them all leaves shared memory where it started
 #   (pg_shmem_allocations, every row) and every entry free (mq.max_queues
 #   = N + 10: N + 10 new queues get one each).
+# Part 4: a backend keeps the kept plans of at most mq.cached_queues
+#   queues; a queue evicted and used again in the same transaction works;
+#   a backend that touched 200 queues holds far less memory with a small
+#   bound than without.
 
 use strict;
 use warnings;
@@ -28,7 +32,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $N = $ENV{MQ_MANY_QUEUES} // 500;
+my $N = $ENV{MQ_MANY_QUEUES} // 200;
 my $MAXQ = $N + 10;
 
 my $node = PostgreSQL::Test::Cluster->new('many');
@@ -164,6 +168,51 @@ is($rc, 0, "all $MAXQ entries (mq.max_queues) are free again: $MAXQ new queues e
 ($rc, $out, $err) = $node->psql('postgres',
 	"SELECT mq.create_queue('one_more'); SELECT mq.send('one_more', '{}');");
 like($err, qr/too many queues in use/, 'and one more fails with 53400');
+
+# =========================================================================
+# Part 4: a backend keeps the plans of at most mq.cached_queues queues
+# =========================================================================
+
+sql('DROP EXTENSION mq');
+sql('CREATE EXTENSION mq');
+sql("SELECT mq.create_queue('lru_' || i) FROM generate_series(1, 200) i");
+
+# eviction between calls of one statement and of one transaction: a queue
+# evicted and used again in the same transaction works
+is($node->safe_psql('postgres', q{
+SET mq.cached_queues = 2;
+BEGIN;
+SELECT count(mq.send('lru_' || i, jsonb_build_object('n', i))) FROM generate_series(1, 6) i;
+SELECT string_agg((SELECT (message->>'n') FROM mq.receive('lru_' || i)), ',' ORDER BY i)
+  FROM generate_series(1, 6) i;
+SELECT count(mq.send('lru_' || i, jsonb_build_object('n', i))) FROM generate_series(6, 1, -1) i;
+SELECT sum(n) FROM (SELECT mq.ack('lru_' || i, id)::int AS n
+                      FROM generate_series(1, 6) i, mq.receive('lru_' || i)) a;
+COMMIT;
+SELECT sum(ready) || '/' || sum(in_flight) FROM mq.metrics() WHERE queue LIKE 'lru_%';
+}), "6
+1,2,3,4,5,6
+6
+6
+0/6",
+	'mq.cached_queues = 2: six queues used in turn in one transaction, each evicted and used again, all correct');
+
+# memory of a backend that touched 200 queues (send, receive, ack each)
+sub touched_memory
+{
+	my ($cached) = @_;
+	return $node->safe_psql('postgres', qq{
+SET mq.cached_queues = $cached;
+SELECT count(*) FROM (SELECT mq.ack('lru_' || i, (SELECT id FROM mq.receive('lru_' || i)))
+                        FROM generate_series(1, 200) i, LATERAL (SELECT mq.send('lru_' || i, '{}')) s) a;
+SELECT sum(total_bytes) FROM pg_backend_memory_contexts;
+}) =~ s/.*\n//sr;
+}
+my $unbounded = touched_memory(1000000);
+my $bounded = touched_memory(20);
+ok($bounded < $unbounded / 2,
+	"after touching 200 queues, a backend with mq.cached_queues = 20 holds $bounded bytes, one without bound $unbounded")
+  or diag("bounded $bounded, unbounded $unbounded");
 
 $node->stop;
 done_testing();
