@@ -89,12 +89,14 @@ if [ "$SMOKE" -eq 1 ]; then
     W5_RATE=200     # W5: total producer rate, messages/s
     N_W7=50         # W7: wake-ups measured
     N_W7N=30        # W7n: notifications measured
-    W11_CURVE="60 150"   # W11: queues in all, at each point of the curve
+    W11_CURVE="100"      # W11: queues in all, at each point of the curve
     W11_ACTIVE=10        # W11: queues with traffic
     W11_IDLE_SECS=1      # W11: seconds the worker's idle cost is measured
+    T_W11=1              # W11: seconds of each mix run
     N_W12_SMALL=1000     # W12: the small and the big backlog
     N_W12=5000
-    W13_CURVE="1 10"     # W13: waiting sessions, at each point of the curve
+    W12_REPS=1           # W12: receive runs on each backlog (median)
+    W13_CURVE="1 4"      # W13: waiting sessions, at each point of the curve
     W13_IDLE_SECS=1
     N_W13=10             # W13: wake-ups measured
     N_W13_BURST=30       # W13: messages of the one-transaction burst
@@ -113,7 +115,9 @@ else
     W11_CURVE="1000 3000 $N_W11"
     W11_ACTIVE=100
     W11_IDLE_SECS=10
+    T_W11=$T
     N_W12_SMALL=10000
+    W12_REPS=3
     N_W12=${MQ_BENCH_N_W12:-2000000}
     N_W13_MAX=${MQ_BENCH_N_W13:-200}
     W13_CURVE="1 50 $N_W13_MAX"
@@ -916,13 +920,16 @@ if want W11; then
     create_queues w11_a_ 1 "$W11_ACTIVE"
     wait_passes 3
     log "== W11 floor: the mix on $W11_ACTIVE active queues alone, 4 clients"
-    run_pgbench W11-active off 4 "$T" mq_w11_mix.sql -D nq="$W11_ACTIVE"
+    run_pgbench W11-active off 4 "$T_W11" mq_w11_mix.sql -D nq="$W11_ACTIVE"
     R[W11,floor]=$TPS
     log "   $TPS tps"
-    log "== W11: the mix on one queue alone, 4 clients"
-    run_pgbench W11-single off 4 "$T" mq_w11_mix.sql -D nq=1
-    W11_SINGLE=$TPS
-    log "   $TPS tps"
+    W11_SINGLE=
+    if [ "$SMOKE" -eq 0 ]; then
+        log "== W11: the mix on one queue alone, 4 clients"
+        run_pgbench W11-single off 4 "$T_W11" mq_w11_mix.sql -D nq=1
+        W11_SINGLE=$TPS
+        log "   $TPS tps"
+    fi
     made=$W11_ACTIVE
     for n in $W11_CURVE; do
         log "== W11: $n queues in all (one create_queue per statement), $W11_ACTIVE of them active"
@@ -950,12 +957,13 @@ if want W11; then
     target "W11 worker % of a core, $made idle queues" "$cpu" "<" 1
     NOTES+=("target W11 transactions per pass, idle: a few (no per-queue transaction): $xpp")
     log "== W11 mq: the mix on $W11_ACTIVE active queues among $made, 4 clients"
-    run_pgbench W11-many off 4 "$T" mq_w11_mix.sql -D nq="$W11_ACTIVE"
+    run_pgbench W11-many off 4 "$T_W11" mq_w11_mix.sql -D nq="$W11_ACTIVE"
     R[W11,mq]=$TPS
     log "   $TPS tps"
     ROWS+=("W11|W11 mix, $W11_ACTIVE active q (floor: alone; mq: among $made)|tps")
     target "W11 tps among $made / alone" "$(ratio "${R[W11,mq]}" "${R[W11,floor]}")" ">=" 0.9
-    NOTES+=("W11: the same mix on one queue alone: $(fmt "$W11_SINGLE" 0) tps (4 clients on one queue vs spread over $W11_ACTIVE)")
+    [ -z "$W11_SINGLE" ] ||
+        NOTES+=("W11: the same mix on one queue alone: $(fmt "$W11_SINGLE" 0) tps (4 clients on one queue vs spread over $W11_ACTIVE)")
     log "== W11: dropping the $made queues (one drop_queue per statement)"
     drop_queues 'w11_%'
     wait_passes 2
@@ -981,10 +989,10 @@ if want W12; then
             NOTES+=("W12: ready table per million messages ($n loaded, vacuumed): heap $(awk -v b="$heap" -v n="$n" 'BEGIN { printf "%.0f", b / n }') MB, index $(awk -v b="$idx" -v n="$n" 'BEGIN { printf "%.0f", b / n }') MB, total with TOAST $(awk -v b="$tot" -v n="$n" 'BEGIN { printf "%.0f", b / n }') MB (payload: $PAYLOAD)")
         fi
         # a fixed number of receives (8/10 of the small backlog), so that
-        # the small one never runs dry; 3 runs, the queue topped up to n
-        # before each, the median
+        # the small one never runs dry; W12_REPS runs, the queue topped up
+        # to n before each, the median
         tpss=()
-        for rep in 1 2 3; do
+        for rep in $(seq 1 "$W12_REPS"); do
             have=$(count_msgs mq)
             [ "$have" -ge "$n" ] || sql -c "SELECT count(*) FROM mq.send_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[$((n - have))]))" >/dev/null ||
                 die "W12: could not top up the backlog"
@@ -993,9 +1001,9 @@ if want W12; then
             tpss+=("$TPS")
         done
         R[W12recv,$side]=$(median "${tpss[@]}")
-        NOTES+=("W12: receive+ack on backlog $n, 3 runs of $((N_W12_SMALL * 8 / 10)) transactions: $(fmt "${tpss[0]}" 0), $(fmt "${tpss[1]}" 0), $(fmt "${tpss[2]}" 0) tps")
+        NOTES+=("W12: receive+ack on backlog $n, $W12_REPS run(s) of $((N_W12_SMALL * 8 / 10)) transactions: $(for v in "${tpss[@]}"; do printf '%s ' "$(fmt "$v" 0)"; done)tps")
         before=$(count_msgs mq)
-        run_pgbench "W12-send-$n" off 4 "$T" mq_send.sql
+        run_pgbench "W12-send-$n" off 4 "$T_W11" mq_send.sql
         check_count "W12-send-$n" mq $((before + NXACT)) 4
         R[W12send,$side]=$TPS
         log "   backlog $n: receive+ack ${R[W12recv,$side]} tps (median), send $TPS tps"

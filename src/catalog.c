@@ -77,7 +77,7 @@ static List *mqc_retired = NIL; /* of MqQueue *, in CacheMemoryContext */
  * starts and no other mq call runs in this backend (mqc_call_depth), so
  * none of their plans or fields can be in use up the stack.
  */
-int			mq_cached_queues = 256;
+int			mq_cached_queues = 128;
 static dlist_head mqc_lru = DLIST_STATIC_INIT(mqc_lru);
 static int	mqc_nloaded = 0;
 static int	mqc_call_depth = 0;	/* mq calls running; 0 again at transaction end */

@@ -58,7 +58,7 @@ _PG_init(void)
 	DefineCustomIntVariable("mq.cached_queues",
 							"Queues whose kept plans a backend keeps at most.",
 							"The plans of the least recently used queues beyond this are freed, and made again on their next use.",
-							&mq_cached_queues, 256, 1, 1000000,
+							&mq_cached_queues, 128, 1, 1000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mq.worker_naptime",
 							"Time between two maintenance passes of an mq worker.",
