@@ -12,7 +12,8 @@
 #   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
 #               exit status 0 only if every pgbench run was clean
 #   --only L    run only the workloads of the comma-separated list L:
-#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 WC (W6 includes W6b)
+#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W11 W12 W13 WC (W6
+#               includes W6b)
 #   --clients   the same as --only WC (bench/clients.sh)
 #
 # Workloads (bench/RESULTS.md says more): W1 send; W1n W1 with mq.notify on
@@ -21,11 +22,13 @@
 # subscribed queues vs 10 sends; W6b publish that matches none of 1,000
 # subscriptions vs 1 send; W7 blocking-receive wake-up latency vs polling
 # every 1 ms; W7n latency from a committed send to its NOTIFY; W8 W2 with the
-# xmin horizon held; WC the Python and Node clients' Worker (concurrency 4,
-# empty handler) draining a backlog, against a W2-like pgbench run of the
-# same length (skipped with a note when a client's dependencies are
-# missing, unless asked for by --only/--clients).  W1n and W7n compile
-# bench/listen.c (cc, libpq).
+# xmin horizon held; W11 many idle queues (the worker's cost, and
+# throughput of the active ones); W12 a big backlog; W13 many consumers
+# blocked in receive(wait); WC the Python and Node clients' Worker
+# (concurrency 4, empty handler) draining a backlog, against a W2-like
+# pgbench run of the same length (skipped with a note when a client's
+# dependencies are missing, unless asked for by --only/--clients).  W1n and
+# W7n compile bench/listen.c (cc, libpq).
 #
 # Environment:
 #   PG_CONFIG        pg_config of the PostgreSQL to use (default: PostgreSQL
@@ -39,6 +42,11 @@
 #   MQ_BENCH_N_W2    W2 backlog of the full run (default 1200000)
 #   MQ_BENCH_N_W4    W4 backlog of the full run (default 6000000)
 #   MQ_BENCH_N_W8    W8 backlog of the full run (default 2000000)
+#   MQ_BENCH_N_W11   W11 queues of the full run, the last point of its curve
+#                    (default 10000)
+#   MQ_BENCH_N_W12   W12 big backlog of the full run (default 2000000; the
+#                    goal is stated for 10000000)
+#   MQ_BENCH_N_W13   W13 waiting sessions of the full run (default 200)
 #   MQ_BENCH_N_WC    WC: messages each client drains (default 100000)
 #   MQ_PYTHON        WC: python with psycopg 3 (default /usr/bin/python3)
 #   CC               compiler for bench/listen.c (default cc)
@@ -71,7 +79,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 WC"
+ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 W11 W12 W13 WC"
 ONLY=$(echo "$ONLY" | tr ',a-z' ' A-Z')
 for w in $ONLY; do
     case " $ALL_WORKLOADS " in *" $w "*) ;; *) echo "bench: unknown workload '$w' in --only" >&2; exit 2 ;; esac
@@ -90,6 +98,17 @@ if [ "$SMOKE" -eq 1 ]; then
     W5_RATE=200     # W5: total producer rate, messages/s
     N_W7=50         # W7: wake-ups measured
     N_W7N=30        # W7n: notifications measured
+    W11_CURVE="100"      # W11: queues in all, at each point of the curve
+    W11_ACTIVE=10        # W11: queues with traffic
+    W11_IDLE_SECS=1      # W11: seconds the worker's idle cost is measured
+    T_W11=1              # W11: seconds of each mix run
+    N_W12_SMALL=1000     # W12: the small and the big backlog
+    N_W12=5000
+    W12_REPS=1           # W12: receive runs on each backlog (median)
+    W13_CURVE="1 4"      # W13: waiting sessions, at each point of the curve
+    W13_IDLE_SECS=1
+    N_W13=10             # W13: wake-ups measured
+    N_W13_BURST=30       # W13: messages of the one-transaction burst
     FSYNC_SECS=1
 else
     T=${MQ_BENCH_T:-20}
@@ -102,6 +121,19 @@ else
     W5_RATE=1000
     N_W7=1000
     N_W7N=200
+    N_W11=${MQ_BENCH_N_W11:-10000}
+    W11_CURVE="1000 3000 $N_W11"
+    W11_ACTIVE=100
+    W11_IDLE_SECS=10
+    T_W11=$T
+    N_W12_SMALL=10000
+    W12_REPS=3
+    N_W12=${MQ_BENCH_N_W12:-2000000}
+    N_W13_MAX=${MQ_BENCH_N_W13:-200}
+    W13_CURVE="1 50 $N_W13_MAX"
+    W13_IDLE_SECS=10
+    N_W13=300
+    N_W13_BURST=1000
     FSYNC_SECS=2
 fi
 PAYLOAD='{"order": 12345, "customer": "c-42", "amount": 99.5}'
@@ -253,7 +285,9 @@ listen_addresses = ''
 unix_socket_directories = '$DIR'
 shared_preload_libraries = 'mq'
 shared_buffers = 1GB
-max_connections = 50
+max_connections = 260
+# W11 uses 10,000 queues, each with a shared entry
+mq.max_queues = 12000
 # no checkpoint in the middle of a measurement: run.sh checkpoints before each
 max_wal_size = 16GB
 min_wal_size = 1GB
@@ -841,6 +875,222 @@ if want W8; then
     else
         NOTES+=("W8: run W2 too for the fraction of the no-held-xmin W2 rate each side keeps")
     fi
+fi
+
+# ------------------------------------------------- W11, W12, W13: scale
+
+# cpu_ms PID...: CPU time those processes ran so far, ms (from
+# /proc/PID/schedstat, in ns: finer than the 10 ms ticks of /proc/PID/stat)
+cpu_ms() {
+    local p v t=0
+    for p in "$@"; do
+        v=$(awk '{ printf "%d", $1 / 1000 }' "/proc/$p/schedstat" 2>/dev/null) || continue
+        t=$((t + v))
+    done
+    echo $((t / 1000))
+}
+# pct MS SECONDS: MS of CPU over SECONDS as % of one core
+pct() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.2f", m / (s * 10) }'; }
+
+# create_queues PREFIX FROM TO [OPTIONS]: queues PREFIXFROM..PREFIXTO, one per statement
+create_queues() {
+    local i
+    for i in $(seq "$2" "$3"); do echo "SELECT mq.create_queue('$1$i');"; done |
+        sql_in >/dev/null || die "could not create queues $1$2..$1$3"
+}
+# drop_queues LIKE: every queue whose name is LIKE that, one per statement
+drop_queues() {
+    sql -c "SELECT 'SELECT mq.drop_queue(' || quote_literal(queue) || ');' FROM mq.queue_catalog WHERE queue LIKE '$1'" |
+        sql_in >/dev/null || die "could not drop the queues $1"
+}
+worker_pid() { sql -c "SELECT pid FROM mq.workers WHERE database = 'bench'"; }
+worker_passes() { sql -c "SELECT passes FROM mq.workers WHERE database = 'bench'"; }
+# wait_passes N: the worker made N more passes (60 s at most)
+wait_passes() {
+    local p0 p
+    p0=$(worker_passes)
+    for _ in $(seq 1 600); do
+        p=$(worker_passes)
+        [ -n "$p" ] && [ -n "$p0" ] && [ "$p" -ge $((p0 + $1)) ] && return 0
+        sleep 0.1
+    done
+    die "the worker made no $1 passes in 60 s"
+}
+shmem_total() { sql -c "SELECT coalesce(name, '<free>') || '=' || allocated_size FROM pg_shmem_allocations ORDER BY name" | md5sum; }
+
+# W11: many queues, few of them active.  The mix (send, then receive + ack
+# in one transaction, on one of the active queues at random) runs first
+# with the active queues alone (floor column), then with idle queues
+# added up to the last point of the curve (mq column).  At each point of
+# the curve the worker's cost with nothing to do: CPU of its process and
+# transactions per pass (pg_stat_database.xact_commit).
+if want W11; then
+    log "== W11 setup: $W11_ACTIVE active queues"
+    shm0=$(shmem_total)
+    create_queues w11_a_ 1 "$W11_ACTIVE"
+    wait_passes 3
+    log "== W11 floor: the mix on $W11_ACTIVE active queues alone, 4 clients"
+    run_pgbench W11-active off 4 "$T_W11" mq_w11_mix.sql -D nq="$W11_ACTIVE"
+    R[W11,floor]=$TPS
+    log "   $TPS tps"
+    W11_SINGLE=
+    if [ "$SMOKE" -eq 0 ]; then
+        log "== W11: the mix on one queue alone, 4 clients"
+        run_pgbench W11-single off 4 "$T_W11" mq_w11_mix.sql -D nq=1
+        W11_SINGLE=$TPS
+        log "   $TPS tps"
+    fi
+    made=$W11_ACTIVE
+    for n in $W11_CURVE; do
+        log "== W11: $n queues in all (one create_queue per statement), $W11_ACTIVE of them active"
+        t0=$SECONDS
+        create_queues w11_i_ $((made + 1)) "$n"
+        made=$n
+        wait_passes 3
+        log "   created, and the worker has seen them, in $((SECONDS - t0)) s"
+        wpid=$(worker_pid)
+        x0=$(sql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = 'bench'")
+        p0=$(worker_passes) c0=$(cpu_ms "$wpid")
+        sleep "$W11_IDLE_SECS"
+        c1=$(cpu_ms "$wpid") p1=$(worker_passes)
+        x1=$(sql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = 'bench'")
+        cpu=$(pct $((c1 - c0)) "$W11_IDLE_SECS")
+        # x1 - x0 counts 3 transactions of ours: the reads of x0, p0, p1
+        xpp=$(awk -v x=$((x1 - x0 - 3)) -v p=$((p1 - p0)) 'BEGIN { printf "%.1f", (p > 0 ? x / p : x) }')
+        NOTES+=("W11 curve: $n queues, none with work: worker $cpu % of a core, $xpp transactions per pass ($((p1 - p0)) passes in $W11_IDLE_SECS s)")
+        log "   idle: worker $cpu % of a core, $xpp transactions per pass"
+    done
+    R[W11cpu,mq]=$cpu
+    R[W11xpp,mq]=$xpp
+    ROWS+=("W11cpu|W11 worker % of a core, $made idle queues|frac")
+    ROWS+=("W11xpp|W11 transactions per worker pass, idle|frac")
+    target "W11 worker % of a core, $made idle queues" "$cpu" "<" 1
+    NOTES+=("target W11 transactions per pass, idle: a few (no per-queue transaction): $xpp")
+    log "== W11 mq: the mix on $W11_ACTIVE active queues among $made, 4 clients"
+    run_pgbench W11-many off 4 "$T_W11" mq_w11_mix.sql -D nq="$W11_ACTIVE"
+    R[W11,mq]=$TPS
+    log "   $TPS tps"
+    ROWS+=("W11|W11 mix, $W11_ACTIVE active q (floor: alone; mq: among $made)|tps")
+    target "W11 tps among $made / alone" "$(ratio "${R[W11,mq]}" "${R[W11,floor]}")" ">=" 0.9
+    [ -z "$W11_SINGLE" ] ||
+        NOTES+=("W11: the same mix on one queue alone: $(fmt "$W11_SINGLE" 0) tps (4 clients on one queue vs spread over $W11_ACTIVE)")
+    log "== W11: dropping the $made queues (one drop_queue per statement)"
+    drop_queues 'w11_%'
+    wait_passes 2
+    if [ "$(shmem_total)" = "$shm0" ]; then
+        NOTES+=("W11: after creating, using and dropping $made queues, pg_shmem_allocations is as before, row for row")
+    else
+        die "W11: pg_shmem_allocations changed after the W11 queues were dropped"
+    fi
+fi
+
+# W12: receive+ack and send with a big backlog against a small one (floor
+# column: $N_W12_SMALL messages; mq column: $N_W12), and the size of a
+# queue's tables per million messages.
+if want W12; then
+    for n in "$N_W12_SMALL" "$N_W12"; do
+        side=floor; [ "$n" = "$N_W12_SMALL" ] || side=mq
+        log "== W12: backlog $n: receive+ack (W2 mq), then send (W1 mq), 4 clients, sync off"
+        prepare mq "$n"
+        if [ "$side" = mq ]; then
+            sizes=$(sql -F ' ' -c "SELECT pg_relation_size('mq.q_bench'), pg_indexes_size('mq.q_bench'),
+                                          pg_total_relation_size('mq.q_bench')") || die "W12: no sizes"
+            read -r heap idx tot <<<"$sizes"
+            NOTES+=("W12: ready table per million messages ($n loaded, vacuumed): heap $(awk -v b="$heap" -v n="$n" 'BEGIN { printf "%.0f", b / n }') MB, index $(awk -v b="$idx" -v n="$n" 'BEGIN { printf "%.0f", b / n }') MB, total with TOAST $(awk -v b="$tot" -v n="$n" 'BEGIN { printf "%.0f", b / n }') MB (payload: $PAYLOAD)")
+        fi
+        # a fixed number of receives (8/10 of the small backlog), so that
+        # the small one never runs dry; W12_REPS runs, the queue topped up
+        # to n before each, the median
+        tpss=()
+        for rep in $(seq 1 "$W12_REPS"); do
+            have=$(count_msgs mq)
+            [ "$have" -ge "$n" ] || sql -c "SELECT count(*) FROM mq.send_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[$((n - have))]))" >/dev/null ||
+                die "W12: could not top up the backlog"
+            run_pgbench "W12-recv-$n-$rep" off 4 "$((N_W12_SMALL * 8 / 10 / 4))x" mq_recv1.sql
+            check_count "W12-recv-$n-$rep" mq $((n - NXACT)) 0
+            tpss+=("$TPS")
+        done
+        R[W12recv,$side]=$(median "${tpss[@]}")
+        NOTES+=("W12: receive+ack on backlog $n, $W12_REPS run(s) of $((N_W12_SMALL * 8 / 10)) transactions: $(for v in "${tpss[@]}"; do printf '%s ' "$(fmt "$v" 0)"; done)tps")
+        before=$(count_msgs mq)
+        run_pgbench "W12-send-$n" off 4 "$T_W11" mq_send.sql
+        check_count "W12-send-$n" mq $((before + NXACT)) 4
+        R[W12send,$side]=$TPS
+        log "   backlog $n: receive+ack ${R[W12recv,$side]} tps (median), send $TPS tps"
+    done
+    ROWS+=("W12recv|W12 receive+ack, backlog $N_W12_SMALL (floor) / $N_W12|tps")
+    ROWS+=("W12send|W12 send, backlog $N_W12_SMALL (floor) / $N_W12|tps")
+    target "W12 receive+ack $N_W12 / $N_W12_SMALL" "$(ratio "${R[W12recv,mq]}" "${R[W12recv,floor]}")" ">=" 0.9
+    target "W12 send $N_W12 / $N_W12_SMALL" "$(ratio "${R[W12send,mq]}" "${R[W12send,floor]}")" ">=" 0.9
+fi
+
+# W13: sessions blocked in mq.receive('w13', wait => '60 s') (pgbench
+# clients, mq_w13_wait.sql), at each point of the curve: their CPU while
+# nothing comes (all of them together, % of one core); then $N_W13 sends
+# 20 ms apart: wake-up latency (commit -> receive returns) and the waiters'
+# CPU per send, which is that of one look when a send wakes one waiter (the
+# first point of the curve has one waiter); then $N_W13_BURST messages in
+# one transaction: how many sessions got some, and when the last came.
+if want W13; then
+    sql -c "SELECT mq.create_queue('w13')" >/dev/null || die "W13: could not create queue w13"
+    for nw in $W13_CURVE; do
+        sql -c "SELECT mq.purge_queue('w13')" -c "TRUNCATE bench_latency" >/dev/null || die "W13: reset failed"
+        log "== W13: $nw sessions blocked in receive(wait => '60 s')"
+        "${AS[@]}" PGAPPNAME=mq_bench_w13 PGOPTIONS="-c synchronous_commit=off" \
+            pgbench -n -c "$nw" -j 2 -T 100000 -f "$DIR/scripts/mq_w13_wait.sql" \
+            </dev/null >"$OUT/W13-$nw-waiters.log" 2>&1 &
+        wpid=$!
+        BG_PIDS+=("$wpid")
+        for _ in $(seq 1 300); do
+            [ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mq_bench_w13' AND wait_event_type = 'Extension'")" = "$nw" ] && break
+            sleep 0.1
+        done
+        pids=$(sql -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'mq_bench_w13' AND wait_event_type = 'Extension'")
+        [ "$(echo "$pids" | wc -w)" = "$nw" ] || die "W13: $nw waiters wanted, $(echo "$pids" | wc -w) waiting"
+        sleep 1
+        c0=$(cpu_ms $pids)
+        sleep "$W13_IDLE_SECS"
+        c1=$(cpu_ms $pids)
+        idle=$(pct $((c1 - c0)) "$W13_IDLE_SECS")
+        c0=$(cpu_ms $pids)
+        run_pgbench "W13-$nw-producer" off 1 "$((N_W13 + 1))x" mq_w13_send.sql -D warmup=1
+        for _ in $(seq 1 100); do
+            [ "$(sql -c "SELECT count(*) FROM bench_latency WHERE side IN ('w13', 'warmup')")" = $((N_W13 + 1)) ] && break
+            sleep 0.1
+        done
+        sleep 0.5
+        c1=$(cpu_ms $pids)
+        per=$(awk -v m=$((c1 - c0)) -v n=$((N_W13 + 1)) 'BEGIN { printf "%.3f", m / n }')
+        latency_stats w13
+        [ "$LAT_N" = "$N_W13" ] || die "W13: $N_W13 messages sent, $LAT_N received"
+        t_burst=$(sql -c "SELECT count(mq.send('w13', jsonb_build_object('t', clock_timestamp(), 'side', 'w13burst')))
+                           FROM generate_series(1, $N_W13_BURST)" >/dev/null && date +%s.%N)
+        for _ in $(seq 1 300); do
+            [ "$(sql -c "SELECT count(*) FROM bench_latency WHERE side LIKE 'w13burst%'")" = "$N_W13_BURST" ] && break
+            sleep 0.1
+        done
+        burst=$(sql -F ' ' -c "SELECT count(*), count(DISTINCT side), round(max(ms)::numeric, 1) FROM bench_latency WHERE side LIKE 'w13burst%'")
+        read -r bn bdistinct bmax <<<"$burst"
+        [ "$bn" = "$N_W13_BURST" ] || die "W13: $N_W13_BURST messages sent in one transaction, $bn received"
+        sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mq_bench_w13'" >/dev/null
+        wait "$wpid" 2>/dev/null
+        BG_PIDS=()
+        left=$(sql -c "SELECT ready + in_flight + delayed FROM mq.metrics('w13')")
+        [ "$left" = 0 ] || die "W13: $left messages left in queue w13"
+        NOTES+=("W13 curve: $nw waiters: idle $idle % of a core (all of them); wake-up p50 $(fmt "$LAT_P50" 3) ms, p99 $(fmt "$LAT_P99" 3) ms; waiters' CPU per send $per ms; $N_W13_BURST in one transaction: received by $bdistinct sessions, the last $bmax ms after its send")
+        log "   idle $idle %, p50 $LAT_P50 ms, p99 $LAT_P99 ms, CPU per send $per ms, burst: $bdistinct sessions, last after $bmax ms"
+        R[W13idle,mq]=$idle
+        R[W13p50,mq]=$LAT_P50
+        R[W13p99,mq]=$LAT_P99
+        R[W13per,mq]=$per
+        [ "$nw" = 1 ] && R[W13per,floor]=$per
+    done
+    ROWS+=("W13idle|W13 $nw waiters, idle: % of a core|frac")
+    ROWS+=("W13p50|W13 wake-up p50 (ms), $nw waiters|ms")
+    ROWS+=("W13p99|W13 wake-up p99 (ms), $nw waiters|ms")
+    ROWS+=("W13per|W13 waiters' CPU ms per send (floor: 1 waiter)|ms")
+    target "W13 $nw waiters idle, % of a core" "$idle" "<" 1
+    target "W13 wake-up p50 (ms), $nw waiters" "$LAT_P50" "<" 1
 fi
 
 if want WC; then

@@ -39,6 +39,7 @@
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -67,6 +68,19 @@ typedef struct MqQueueRef
 
 static HTAB *mqc_queues = NULL;
 static List *mqc_retired = NIL; /* of MqQueue *, in CacheMemoryContext */
+
+/*
+ * Current queues in the order of their last use, most recent first, so
+ * that a backend that touches many queues keeps the plans of at most
+ * mq.cached_queues of them (each holds a few tens of kB of kept plans).
+ * The least recently used ones beyond that are freed when an mq call
+ * starts and no other mq call runs in this backend (mqc_call_depth), so
+ * none of their plans or fields can be in use up the stack.
+ */
+int			mq_cached_queues = 128;
+static dlist_head mqc_lru = DLIST_STATIC_INIT(mqc_lru);
+static int	mqc_nloaded = 0;
+static int	mqc_call_depth = 0;	/* mq calls running; 0 again at transaction end */
 static Oid	mqc_catalog_relid = InvalidOid;
 static Oid	mqc_ext_owner = InvalidOid;
 static uint64 mqc_invalidations = 0;	/* catalog invalidations seen */
@@ -116,6 +130,72 @@ mqc_free(MqQueue *q)
 	pfree(q);
 }
 
+static void
+mqc_lru_remove(MqQueue *q)
+{
+	if (!q->in_lru)
+		return;
+	dlist_delete(&q->lru);
+	q->in_lru = false;
+	mqc_nloaded--;
+}
+
+/*
+ * The relation cache entries of a queue's tables and indexes go too (as an
+ * invalidation would make them go; an open one is rebuilt instead), or a
+ * backend that touched many queues would keep them all.
+ */
+static void
+mqc_forget_relations(MqQueue *q)
+{
+	static const char *const prefixes[] = {"q_", "w_", "qi_", "wi_", "wk_"};
+	Oid			nsp = get_namespace_oid("mq", true);
+
+	if (!OidIsValid(nsp) || !IsTransactionState())
+		return;
+	for (int i = 0; i < lengthof(prefixes); i++)
+	{
+		char		rel[NAMEDATALEN];
+		Oid			relid;
+
+		snprintf(rel, sizeof(rel), "%s%s", prefixes[i], q->name);
+		relid = get_relname_relid(rel, nsp);
+		if (OidIsValid(relid))
+			RelationCacheInvalidateEntry(relid);
+	}
+}
+
+/*
+ * Free the least recently used queues beyond mq.cached_queues.  The system
+ * catalog caches keep rows of every relation read (PostgreSQL never
+ * shrinks them): once as many queues were evicted as the cache holds, they
+ * are reset, as a backend that falls behind on invalidations resets them,
+ * so that they hold what is in use again.
+ */
+static void
+mqc_evict(void)
+{
+	static int	evicted = 0;
+
+	if (evicted >= Max(mq_cached_queues, 64) && IsTransactionState())
+	{
+		evicted = 0;
+		InvalidateSystemCaches();
+	}
+	while (mqc_nloaded > mq_cached_queues && !dlist_is_empty(&mqc_lru))
+	{
+		MqQueue    *q = dlist_tail_element(MqQueue, lru, &mqc_lru);
+		MqQueueRef *ref = hash_search(mqc_queues, q->name, HASH_FIND, NULL);
+
+		mqc_lru_remove(q);
+		if (ref && ref->q == q)
+			hash_search(mqc_queues, q->name, HASH_REMOVE, NULL);
+		mqc_forget_relations(q);
+		mqc_free(q);
+		evicted++;
+	}
+}
+
 /* At the end of a transaction nothing uses a retired queue any more. */
 static void
 mqc_xact_end(XactEvent event, void *arg)
@@ -125,6 +205,7 @@ mqc_xact_end(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	mqc_call_depth = 0;			/* an error ended the calls that did not end */
 	if (mqc_retired == NIL)
 		return;
 	foreach(lc, mqc_retired)
@@ -139,6 +220,7 @@ mqc_retire(MqQueue *q)
 	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
 
 	q->valid = false;
+	mqc_lru_remove(q);
 	mqc_retired = lappend(mqc_retired, q);
 	MemoryContextSwitchTo(old);
 }
@@ -475,8 +557,13 @@ mqc_lookup(const char *name, bool missing_ok, bool *damaged)
 			 */
 			fresh->valid = (mqc_invalidations == invalidations);
 			ref->q = fresh;
+			dlist_push_head(&mqc_lru, &fresh->lru);
+			fresh->in_lru = true;
+			mqc_nloaded++;
 		}
 		q = ref->q;
+		if (q->in_lru)
+			dlist_move_head(&mqc_lru, &q->lru);
 		/* keeps the tables from being dropped while we use them */
 		LockRelationOid(q->ready_relid, AccessShareLock);
 		/* a table dropped by hand changes no catalog row: load again, and see */
@@ -518,6 +605,43 @@ mq_all_queue_names(void)
 	for (uint64 i = 0; i < SPI_processed; i++)
 		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	return names;
+}
+
+/*
+ * Names of the queues of this database that have no shared entry (never
+ * used since the server started, or their tables are missing), in order;
+ * in SPI memory.  One catalog read, no lookup of each queue.
+ */
+List *
+mq_queues_without_entry(void)
+{
+	List	   *names = NIL;
+	char	   *sql;
+
+	(void) mq_catalog_relid();	/* and see its next change (mqc_invalidate) */
+	sql = psprintf("SELECT c.queue, r.oid FROM mq.queue_catalog c"
+				   " LEFT JOIN pg_catalog.pg_class r"
+				   " ON r.relname" OP("=") "('q_'" OP("||") "c.queue)::pg_catalog.name"
+				   " AND r.relnamespace" OP("=") "%u::pg_catalog.oid ORDER BY c.queue",
+				   mqc_namespace());
+	if (mq_exec_sql(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not list queues");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		relid = mq_spi_get(i, 2, &isnull);
+
+		if (isnull || mq_shared_find(MyDatabaseId, DatumGetObjectId(relid)) == NULL)
+			names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	}
+	return names;
+}
+
+/* Changes of the queue catalog seen by this backend so far: a new value means queues came or went. */
+uint64
+mq_catalog_generation(void)
+{
+	return mqc_invalidations;
 }
 
 /*
@@ -573,6 +697,8 @@ mq_call_begin(MqCall *call)
 
 	GetUserIdAndSecContext(&call->save_user, &call->save_sec);
 	call->caller = call->save_user;
+	if (mqc_call_depth++ == 0 && mqc_queues)
+		mqc_evict();
 	owner = mq_extension_owner();
 	mq_connect();
 	SetUserIdAndSecContext(owner, call->save_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -584,6 +710,8 @@ mq_call_end(MqCall *call)
 {
 	mq_finish();
 	SetUserIdAndSecContext(call->save_user, call->save_sec);
+	if (mqc_call_depth > 0)
+		mqc_call_depth--;
 }
 
 static const char *const mqc_privilege_names[] = {"send", "receive", "observe", "manage"};

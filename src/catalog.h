@@ -9,6 +9,7 @@
 #define MQ_CATALOG_H
 
 #include "executor/spi.h"
+#include "lib/ilist.h"
 #include "shmem.h"
 
 typedef enum MqPlanKind
@@ -61,6 +62,8 @@ typedef struct MqQueue
 	int			ngrants;		/* mq.privilege_catalog rows */
 	Oid		   *grantees;
 	int		   *privileges;		/* MQ_PRIV_* bits */
+	dlist_node	lru;			/* in the cache's use order, while current */
+	bool		in_lru;
 } MqQueue;
 
 /* privileges on a queue */
@@ -77,6 +80,7 @@ typedef struct MqCall
 	int			save_sec;
 } MqCall;
 
+extern int	mq_cached_queues;
 extern MqQueue *mq_queue_lookup(const char *name, bool missing_ok);
 extern MqQueue *mq_queue_lookup_intact(const char *name, bool *damaged);
 extern MqQueueShared *mq_queue_shared(MqQueue *q);
@@ -86,6 +90,8 @@ extern bool mq_schema_current(void);
 extern Oid	mq_sequence_relid(void);
 extern void mq_catalog_changed(void);
 extern List *mq_all_queue_names(void);
+extern List *mq_queues_without_entry(void);
+extern uint64 mq_catalog_generation(void);
 extern Oid	mq_extension_owner(void);
 extern void mq_call_begin(MqCall *call);
 extern void mq_call_end(MqCall *call);

@@ -151,17 +151,17 @@ mq_saved_totals(MqQueue *q, int64 *totals)
 		totals[i] = SPI_processed == 1 ? mq_spi_int8(0, i + 1) : 0;
 }
 
-/* Save the shared totals of every queue; returns queues written. */
-int64
-mq_flush_totals(void)
+/*
+ * Save the shared totals of q to mq.queue_totals (loading the saved ones
+ * first if this entry has not yet); *saved gets what was written.  False:
+ * nothing to save (totals not loaded: someone else is loading them).
+ */
+bool
+mq_save_totals(MqQueue *q, MqQueueShared *qs, int64 *saved)
 {
 	static SPIPlanPtr plan = NULL;
-	List	   *names;
-	ListCell   *lc;
-	int64		n = 0;
+	Datum		args[4];
 
-	if (!mq_shmem_available())
-		return 0;
 	if (plan == NULL)
 	{
 		Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
@@ -175,26 +175,43 @@ mq_flush_totals(void)
 			OP("<>") "(EXCLUDED.total_sent, EXCLUDED.total_acked, EXCLUDED.total_dead_lettered)",
 			4, types);
 	}
+	mq_ensure_totals(q, qs);
+	if (pg_atomic_read_u32(&qs->totals_loaded) != 1)
+		return false;
+	args[0] = CStringGetTextDatum(q->name);
+	for (int i = 0; i < 3; i++)
+	{
+		saved[i] = (int64) pg_atomic_read_u64(&qs->counters[MQC_TOTAL_SENT + i]);
+		args[i + 1] = Int64GetDatum(saved[i]);
+	}
+	if (mq_exec_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "mq: could not save totals of \"%s\"", q->name);
+	return true;
+}
+
+/* Save the shared totals of every queue (mq.maintain); returns queues saved. */
+int64
+mq_flush_totals(void)
+{
+	List	   *names;
+	ListCell   *lc;
+	int64		n = 0;
+
+	if (!mq_shmem_available())
+		return 0;
 	names = mq_all_queue_names();
 	foreach(lc, names)
 	{
 		bool		damaged;
 		MqQueue    *q = mq_queue_lookup_intact(lfirst(lc), &damaged);
 		MqQueueShared *qs;
-		Datum		args[4];
+		int64		saved[3];
 
 		/* a queue without an entry (or without tables) has nothing unsaved */
 		if (q == NULL || (qs = mq_shared_find(MyDatabaseId, q->ready_relid)) == NULL)
 			continue;
-		mq_ensure_totals(q, qs);
-		if (pg_atomic_read_u32(&qs->totals_loaded) != 1)
-			continue;
-		args[0] = CStringGetTextDatum(q->name);
-		for (int i = 0; i < 3; i++)
-			args[i + 1] = Int64GetDatum((int64) pg_atomic_read_u64(&qs->counters[MQC_TOTAL_SENT + i]));
-		if (mq_exec_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "mq: could not save totals of \"%s\"", q->name);
-		n += (int64) SPI_processed;
+		if (mq_save_totals(q, qs, saved))
+			n++;
 	}
 	return n;
 }

@@ -14,6 +14,7 @@ extern void mq_count_gauges(MqQueue *q, Snapshot snap, int64 *gauges);
 extern bool mq_ensure_gauges(MqQueue *q, MqQueueShared *qs);
 extern void mq_ensure_totals(MqQueue *q, MqQueueShared *qs);
 extern void mq_saved_totals(MqQueue *q, int64 *totals);
+extern bool mq_save_totals(MqQueue *q, MqQueueShared *qs, int64 *saved);
 extern int64 mq_flush_totals(void);
 
 #endif							/* MQ_COUNTERS_H */

@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "shmem.h"
+#include "catalog.h"
 #include "deliveries.h"
 #include "launcher.h"
 #include "notify.h"
@@ -54,6 +55,11 @@ _PG_init(void)
 							 "Without them, mq.maintain() does their work when called.",
 							 &mq_worker_enabled, true, PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("mq.cached_queues",
+							"Queues whose kept plans a backend keeps at most.",
+							"The plans of the least recently used queues beyond this are freed, and made again on their next use.",
+							&mq_cached_queues, 128, 1, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mq.worker_naptime",
 							"Time between two maintenance passes of an mq worker.",
 							NULL, &mq_worker_naptime, 1000, 10, 3600 * 1000,

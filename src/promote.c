@@ -12,7 +12,11 @@
  * table's low mark (moved forward at commit under the same kind of rule as
  * the ready heads, src/shmem.c), above by now plus a short window.  So no
  * scan walks the dead entries of leases acked long ago, nor those of
- * leases that would only end far in the future.
+ * leases that would only end far in the future.  Only a look that may
+ * take its time (maintenance, a receiver about to sleep: "far") probes
+ * past the window for the next due time, so that a queue with nothing
+ * due soon is left alone until then (or for good, if its wait table is
+ * empty) instead of being looked at again at the window's end.
  *
  *-------------------------------------------------------------------------
  */
@@ -102,7 +106,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
  * commits, so it promotes no more than it can take.
  */
 int64
-mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget)
+mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget, bool far)
 {
 	int			limit = budget > 0 ? Min(budget, MQ_PROMOTE_BATCH) : MQ_PROMOTE_BATCH;
 	bool		cut = false;		/* stopped at the budget: more may be due */
@@ -154,7 +158,7 @@ mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget)
 		 * end, locked or not.  The slots must be read before the probe takes
 		 * its snapshot.
 		 */
-		horizon = TimestampTzPlusMilliseconds(now, MQ_PROMOTE_WINDOW_MS);
+		horizon = far ? DT_NOEND : TimestampTzPlusMilliseconds(now, MQ_PROMOTE_WINDOW_MS);
 		pending = qs ? mq_slots_min_vt(qs) : DT_NOEND;
 		args[0] = TimestampTzGetDatum(low);
 		args[1] = TimestampTzGetDatum(horizon);

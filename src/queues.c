@@ -451,6 +451,8 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	}
 	if (mq_exec_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "mq: could not update the queue catalog");
+	if (!PG_ARGISNULL(6))
+		mq_xact_retention_changed(mq_shared_find(MyDatabaseId, q->ready_relid));
 
 	if (!PG_ARGISNULL(7) && PG_GETARG_BOOL(7) != was_unlogged)
 	{

@@ -137,18 +137,20 @@ mqr_quantity_arg(FunctionCallInfo fcinfo)
 }
 
 /*
- * One look: promote what is due, then take up to quantity messages.  A
+ * One look: promote what is due, then take up to quantity messages (far:
+ * the promotion looks past its window for the next due time, see
+ * src/promote.c; for a waiter's looks after the first).  A
  * message past its attempts is dead-lettered, not delivered, and the look
  * takes the next one in its place (a few times at most), so that a poison
  * message does not hide the messages behind it.
  */
 static int
-mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt,
+mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt, bool far,
 			  MqTaken *taken, MemoryContext mcxt)
 {
 	int			n = 0;
 
-	mq_promote_due(q, mq_queue_shared(q), false, quantity);
+	mq_promote_due(q, mq_queue_shared(q), false, quantity, far);
 	for (int round = 0; round < 4 && n < quantity; round++)
 	{
 		TimestampTz now;
@@ -223,7 +225,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	taken = MemoryContextAlloc(mcxt, sizeof(MqTaken) * quantity);
 
 	if (wait == NULL)
-		n = mqr_take_once(q, lease, quantity, vt, taken, mcxt);
+		n = mqr_take_once(q, lease, quantity, vt, false, taken, mcxt);
 	else
 	{
 		MqQueueShared *qs = mq_queue_shared(q);
@@ -236,11 +238,11 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 		mq_wait_register(qs);
 		PG_TRY();
 		{
-			for (;;)
+			for (int looks = 0;; looks++)
 			{
 				uint64		generation = mq_wait_generation(qs);
 
-				n = mqr_take_once(q, lease, quantity, vt, taken, mcxt);
+				n = mqr_take_once(q, lease, quantity, vt, looks > 0, taken, mcxt);
 				if (n > 0 || mq_now() >= deadline)
 					break;
 				/* what the empty look left in SPI's memory goes, or a long wait grows */

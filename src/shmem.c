@@ -217,6 +217,10 @@ mqs_init_entry(MqQueueShared *qs, const char *name)
 	pg_atomic_init_u32(&qs->notify_pending, 0);
 	pg_atomic_init_u32(&qs->waiters, 0);
 	pg_atomic_init_u64(&qs->ready_generation, 0);
+	pg_atomic_init_u64(&qs->wait_look, 0);
+	pg_atomic_init_u64(&qs->retention_due, 0);	/* unknown: look once */
+	for (int i = 0; i < MQC_NUM - MQC_FIRST_TOTAL; i++)
+		pg_atomic_init_u64(&qs->saved_totals[i], 0);
 	ConditionVariableInit(&qs->ready_cv);
 	strlcpy(qs->name, name, NAMEDATALEN);
 }
@@ -340,6 +344,81 @@ mq_shared_take_notifies(Oid dboid)
 	}
 	LWLockRelease(mqs_state->lock);
 	return names;
+}
+
+/*
+ * The queues of a database that have work for the worker now, as a List of
+ * MqQueueWork *: promotions due (next_due has come; with full, any queue
+ * that may have wait rows at all), retention due, totals changed since the
+ * worker last saved them.  Memory only: an idle queue costs a few atomic
+ * reads here and nothing else, so a pass costs what its due queues cost.
+ */
+List *
+mq_shared_work(Oid dboid, TimestampTz now, bool full)
+{
+	HASH_SEQ_STATUS status;
+	MqQueueShared *qs;
+	List	   *work = NIL;
+	uint64		enow = MQ_TS_ENCODE(now);
+
+	if (!mq_shmem_available())
+		return NIL;
+	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	hash_seq_init(&status, mqs_queues);
+	while ((qs = hash_seq_search(&status)) != NULL)
+	{
+		int			what = 0;
+		uint64		due;
+
+		if (qs->key.dboid != dboid)
+			continue;
+		due = pg_atomic_read_u64(&qs->next_due);
+		if (due <= enow)
+			what |= MQW_PROMOTE;
+		if (full && due != MQ_TS_ENCODE(DT_NOEND))
+			what |= MQW_PROMOTE | MQW_FULL;
+		if (pg_atomic_read_u64(&qs->retention_due) <= enow)
+			what |= MQW_RETENTION;
+		for (int i = 0; i < MQC_NUM - MQC_FIRST_TOTAL; i++)
+			if (pg_atomic_read_u64(&qs->counters[MQC_FIRST_TOTAL + i]) !=
+				pg_atomic_read_u64(&qs->saved_totals[i]))
+				what |= MQW_TOTALS;
+		if (what != 0)
+		{
+			MqQueueWork *w = palloc0(sizeof(MqQueueWork));
+
+			w->ready_relid = qs->key.ready_relid;
+			w->what = what;
+			strlcpy(w->name, qs->name, NAMEDATALEN);
+			work = lappend(work, w);
+		}
+	}
+	LWLockRelease(mqs_state->lock);
+	return work;
+}
+
+/* After the commit that saved them: these totals are in mq.queue_totals. */
+void
+mq_shared_totals_saved(Oid dboid, Oid ready_relid, const int64 *totals)
+{
+	MqQueueShared *qs;
+
+	/* under the lock: the entry may go meanwhile (a committed drop) */
+	if (!mq_shmem_available())
+		return;
+	LWLockAcquire(mqs_state->lock, LW_SHARED);
+	{
+		MqQueueKey	key;
+
+		memset(&key, 0, sizeof(key));
+		key.dboid = dboid;
+		key.ready_relid = ready_relid;
+		qs = hash_search(mqs_queues, &key, HASH_FIND, NULL);
+		if (qs)
+			for (int i = 0; i < MQC_NUM - MQC_FIRST_TOTAL; i++)
+				pg_atomic_write_u64(&qs->saved_totals[i], (uint64) totals[i]);
+	}
+	LWLockRelease(mqs_state->lock);
 }
 
 /* ---- lanes ---------------------------------------------------------- */

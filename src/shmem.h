@@ -78,9 +78,26 @@ typedef struct MqQueueShared
 	pg_atomic_uint32 notify_pending;	/* NOTIFY owed by the worker */
 	pg_atomic_uint32 waiters;	/* blocked receivers */
 	pg_atomic_uint64 ready_generation;	/* bumped by commits that wake */
+	pg_atomic_uint64 wait_look;	/* a sleeper wakes then for due rows (encoded) */
+	pg_atomic_uint64 retention_due; /* archive rows past retention by (encoded; 0: look) */
+	pg_atomic_uint64 saved_totals[MQC_NUM - MQC_FIRST_TOTAL];	/* last saved by the worker */
 	ConditionVariable ready_cv;
 	char		name[NAMEDATALEN];
 } MqQueueShared;
+
+/* What the worker has to do for one queue (mq_shared_work) */
+#define MQW_PROMOTE		(1 << 0)	/* next_due has come */
+#define MQW_RETENTION	(1 << 1)	/* retention_due has come */
+#define MQW_TOTALS		(1 << 2)	/* totals changed since last saved */
+#define MQW_FULL		(1 << 3)	/* may have wait rows: a full scan */
+
+typedef struct MqQueueWork
+{
+	Oid			ready_relid;
+	int			what;			/* MQW_* */
+	int64		totals[MQC_NUM - MQC_FIRST_TOTAL];	/* when MQW_TOTALS */
+	char		name[NAMEDATALEN];
+} MqQueueWork;
 
 /* timestamps kept in unsigned atomics, order preserved */
 #define MQ_TS_ENCODE(t) ((uint64) (t) ^ (UINT64CONST(1) << 63))
@@ -95,6 +112,8 @@ extern void mq_shared_forget_queue(Oid dboid, Oid ready_relid);
 extern void mq_shared_forget_database(Oid dboid);
 extern MqQueueShared *mq_shared_find(Oid dboid, Oid ready_relid);
 extern List *mq_shared_take_notifies(Oid dboid);
+extern List *mq_shared_work(Oid dboid, TimestampTz now, bool full);
+extern void mq_shared_totals_saved(Oid dboid, Oid ready_relid, const int64 *totals);
 extern void mq_shared_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_lane_register(MqQueueShared *qs, int32 priority);
 extern bool mq_lanes_copy(MqQueueShared *qs, MqLane *lanes, int *nlanes);

@@ -13,6 +13,14 @@
  * sleeper also wakes when the queue's next due time comes, and then
  * promotes what is due itself: no worker is needed for that.
  *
+ * Waking is cheap and rare: a sleeper reads the queue's next due time
+ * again about once a second (no SQL, no snapshot) and goes on sleeping
+ * while nothing is due; one sleeper only (the one that claims wait_look)
+ * times its wake-up to the due time itself, and a sleeper that finds the
+ * due time passed goes on sleeping if a promotion is already running.  So
+ * a pool of idle consumers costs a few atomic reads per second each, and
+ * a due time wakes one of them, not all.
+ *
  * While it sleeps, a receive that is the whole statement (no table read by
  * the query around it, no other snapshot in the transaction, READ
  * COMMITTED) withdraws its xmin, so that a pool of waiting consumers does
@@ -40,6 +48,7 @@
 #include "wait.h"
 
 #define MQ_WAIT_POLL_MS 50		/* without shared memory: how often to look */
+#define MQ_WAIT_RECHECK_MS 1000	/* how often a sleeper reads the due time */
 
 /* At commit: k messages became ready in this queue. */
 void
@@ -107,6 +116,17 @@ mq_wait_release_xmin(void)
 }
 
 /*
+ * How long this sleeper sleeps before it looks at the due time again:
+ * about a second, spread so that sleepers that went to sleep together do
+ * not look together.
+ */
+static long
+mq_wait_slice_ms(void)
+{
+	return MQ_WAIT_RECHECK_MS - MQ_WAIT_RECHECK_MS / 10 + (long) (random() % (MQ_WAIT_RECHECK_MS / 5));
+}
+
+/*
  * Sleep until woken, the queue's next due time, or deadline.  generation is
  * what the caller read before it looked for messages.  Returns at once if a
  * commit happened since.  Cancel and statement_timeout interrupt it.
@@ -115,23 +135,14 @@ void
 mq_wait_sleep(MqQueueShared *qs, uint64 generation, TimestampTz deadline)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz until = deadline;
-	long		ms;
 
-	if (qs)
-	{
-		TimestampTz due = MQ_TS_DECODE(pg_atomic_read_u64(&qs->next_due));
-
-		if (due < until)
-			until = due;
-	}
-	if (until <= now)
+	if (deadline <= now)
 		return;
-	ms = (long) ((until - now + 999) / 1000);
-
 	mq_wait_release_xmin();
 	if (qs == NULL)
 	{
+		long		ms = (long) ((deadline - now + 999) / 1000);
+
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Min(ms, MQ_WAIT_POLL_MS), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -140,8 +151,33 @@ mq_wait_sleep(MqQueueShared *qs, uint64 generation, TimestampTz deadline)
 	}
 
 	ConditionVariablePrepareToSleep(&qs->ready_cv);
-	if (pg_atomic_read_u64(&qs->ready_generation) == generation)
-		(void) ConditionVariableTimedSleep(&qs->ready_cv, ms, PG_WAIT_EXTENSION);
+	for (;;)
+	{
+		TimestampTz due = MQ_TS_DECODE(pg_atomic_read_u64(&qs->next_due));
+		TimestampTz until;
+
+		now = GetCurrentTimestamp();
+		if (pg_atomic_read_u64(&qs->ready_generation) != generation || now >= deadline)
+			break;
+		/* due rows: look, unless a promotion is at them already */
+		if (due <= now &&
+			MQ_TS_DECODE(pg_atomic_read_u64(&qs->promote_until)) <= now)
+			break;
+		until = Min(deadline, TimestampTzPlusMilliseconds(now, mq_wait_slice_ms()));
+
+		/* due before then: one sleeper claims to wake at the due time */
+		if (due > now && due < until)
+		{
+			uint64		look = pg_atomic_read_u64(&qs->wait_look);
+
+			if ((look > MQ_TS_ENCODE(due) || look <= MQ_TS_ENCODE(now)) &&
+				pg_atomic_compare_exchange_u64(&qs->wait_look, &look, MQ_TS_ENCODE(due)))
+				until = due;
+		}
+		if (!ConditionVariableTimedSleep(&qs->ready_cv, (long) ((until - now + 999) / 1000),
+										 PG_WAIT_EXTENSION))
+			break;				/* signalled */
+	}
 	ConditionVariableCancelSleep();
 	CHECK_FOR_INTERRUPTS();
 }

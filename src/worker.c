@@ -4,7 +4,8 @@
  *	  The per-database background worker, started by the launcher
  *	  (src/launcher.c): it sends the coalesced notifications (src/notify.c)
  *	  and runs the maintenance pass (src/maintain.c: promotions, dead
- *	  letters, retention, totals), one short transaction per queue.
+ *	  letters, retention, totals), one short transaction per queue that
+ *	  has something due, found in shared memory (src/shmem.c).
  *
  * Workers never keep a transaction or snapshot open between passes.
  *
@@ -28,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "util.h"
+#include "shmem.h"
 #include "catalog.h"
 #include "launcher.h"
 #include "notify.h"
@@ -38,13 +40,16 @@
 PGDLLEXPORT void mq_worker_main(Datum arg);
 
 #define MQW_NOTIFY_GAP_MS	5		/* at most one notification pass per gap */
+#define MQW_SWEEP_EVERY		60		/* passes between looks for queues without an entry */
 
 int			mq_worker_naptime = 1000;
 
 /*
- * The queues whose maintenance failed in the last maintenance pass, and
- * how: a failure is logged when it is new (a queue that did not fail, or
- * failed otherwise, last time), not at every pass.  In TopMemoryContext.
+ * The queues whose maintenance failed, and how: a failure is logged when it
+ * is new (a queue that did not fail, or failed otherwise, last time it was
+ * maintained), not at every pass.  A queue's failure is kept until its
+ * maintenance succeeds or the queue is gone; mq.workers.last_error shows
+ * the first one.  In TopMemoryContext.
  */
 typedef struct MqwFailure
 {
@@ -52,47 +57,81 @@ typedef struct MqwFailure
 	char	   *message;
 } MqwFailure;
 
-static MqwFailure *mqw_failures = NULL;
-static int	mqw_nfailures = 0;
+static List *mqw_failures = NIL;	/* of MqwFailure * */
 static char *mqw_pass_error = NULL; /* of the last pass that failed as a whole */
 
-static bool
-mqw_failed_before(const char *queue, const char *message)
-{
-	for (int i = 0; i < mqw_nfailures; i++)
-		if (strcmp(mqw_failures[i].queue, queue) == 0 &&
-			strcmp(mqw_failures[i].message, message) == 0)
-			return true;
-	return false;
-}
-
-/* This pass's failures (a List of MqwFailure *) become the last ones. */
-static void
-mqw_remember_failures(List *failures)
+static MqwFailure *
+mqw_failure_of(const char *queue)
 {
 	ListCell   *lc;
-	int			i = 0;
 
-	for (int j = 0; j < mqw_nfailures; j++)
-	{
-		pfree(mqw_failures[j].queue);
-		pfree(mqw_failures[j].message);
-	}
-	if (mqw_failures)
-		pfree(mqw_failures);
-	mqw_failures = NULL;
-	mqw_nfailures = list_length(failures);
-	if (mqw_nfailures == 0)
-		return;
-	mqw_failures = MemoryContextAlloc(TopMemoryContext, sizeof(MqwFailure) * mqw_nfailures);
-	foreach(lc, failures)
+	foreach(lc, mqw_failures)
 	{
 		MqwFailure *f = lfirst(lc);
 
-		mqw_failures[i].queue = MemoryContextStrdup(TopMemoryContext, f->queue);
-		mqw_failures[i].message = MemoryContextStrdup(TopMemoryContext, f->message);
-		i++;
+		if (strcmp(f->queue, queue) == 0)
+			return f;
 	}
+	return NULL;
+}
+
+static void
+mqw_failure_forget(MqwFailure *f)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	mqw_failures = list_delete_ptr(mqw_failures, f);
+	MemoryContextSwitchTo(old);
+	pfree(f->queue);
+	pfree(f->message);
+	pfree(f);
+}
+
+/* The maintenance of queue failed with message; true if that is new. */
+static bool
+mqw_failure_note(const char *queue, const char *message)
+{
+	MqwFailure *f = mqw_failure_of(queue);
+	MemoryContext old;
+
+	if (f && strcmp(f->message, message) == 0)
+		return false;
+	if (f)
+		mqw_failure_forget(f);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	f = palloc(sizeof(MqwFailure));
+	f->queue = pstrdup(queue);
+	f->message = pstrdup(message);
+	mqw_failures = lappend(mqw_failures, f);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* Failures of queues no longer in the catalog (names: those that are) go. */
+static void
+mqw_failures_keep_only(List *names)
+{
+	ListCell   *lc;
+	List	   *gone = NIL;
+
+	foreach(lc, mqw_failures)
+	{
+		MqwFailure *f = lfirst(lc);
+		ListCell   *ln;
+		bool		found = false;
+
+		foreach(ln, names)
+			if (strcmp(lfirst(ln), f->queue) == 0)
+			{
+				found = true;
+				break;
+			}
+		if (!found)
+			gone = lappend(gone, f);
+	}
+	foreach(lc, gone)
+		mqw_failure_forget(lfirst(lc));
+	list_free(gone);
 }
 
 static MqCall mqw_call;			/* the worker's work runs as the extension owner */
@@ -133,20 +172,134 @@ mqw_commit(void)
 }
 
 /*
- * One pass: notifications first (they are what someone waits for), then,
- * when it is time, maintenance with one short transaction per queue, so
- * that what a promotion makes ready becomes visible at once.  A queue whose
+ * Maintenance of one queue in a transaction of its own, so that what a
+ * promotion makes ready becomes visible at once.  A queue whose
  * transaction fails is rolled back alone: the pass goes on with the next
- * one, the failure is logged if it is new, and *error says the first one
- * ("queue \"x\": message"), NULL when every queue succeeded.  Returns rows
- * handled.
+ * one, and the failure is logged if it is new.
+ */
+static int64
+mqw_maintain_one(const char *name, Oid ready_relid, bool full, bool retention,
+				 MemoryContext pass_cxt)
+{
+	volatile int64 handled = 0;
+
+	PG_TRY();
+	{
+		if (mqw_begin("mq: maintenance"))
+		{
+			MqwFailure *f;
+
+			handled = mq_maintain_queue(name, ready_relid, full, retention, mqw_call.caller);
+			mqw_commit();
+			if ((f = mqw_failure_of(name)) != NULL)
+				mqw_failure_forget(f);
+		}
+		else
+			mqw_skip();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(pass_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(pass_cxt);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		if (mqw_failure_note(name, edata->message))
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("mq worker: maintenance of queue \"%s\" failed: %s",
+							name, edata->message),
+					 edata->hint ? errhint("%s", edata->hint) : 0,
+					 errdetail("The other queues are maintained; this is logged again only when the error changes, and mq.workers.last_error shows it while it lasts.")));
+	}
+	PG_END_TRY();
+	CHECK_FOR_INTERRUPTS();
+	return handled;
+}
+
+/*
+ * Save the totals that changed since the last save (shared memory says
+ * which), in one transaction; after its commit, note them saved.
+ */
+static void
+mqw_save_totals(MemoryContext pass_cxt)
+{
+	List	   *work;
+	List	   *saved = NIL;
+	ListCell   *lc;
+	bool		any = false;
+
+	/* nothing to save: no transaction (what promotions made ready wakes us) */
+	MemoryContextSwitchTo(pass_cxt);
+	work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp(), false);
+	foreach(lc, work)
+		any |= (((MqQueueWork *) lfirst(lc))->what & MQW_TOTALS) != 0;
+	if (!any)
+		return;
+	if (!mqw_begin("mq: saving totals"))
+	{
+		mqw_skip();
+		return;
+	}
+	foreach(lc, work)
+	{
+		MqQueueWork *w = lfirst(lc);
+		bool		damaged;
+		MqQueue    *q;
+		MqQueueShared *qs;
+
+		if (!(w->what & MQW_TOTALS))
+			continue;
+		q = mq_queue_lookup_intact(w->name, &damaged);
+		if (q == NULL || q->ready_relid != w->ready_relid ||
+			(qs = mq_shared_find(MyDatabaseId, q->ready_relid)) == NULL)
+			continue;
+		if (mq_save_totals(q, qs, w->totals))
+		{
+			MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+			MqQueueWork *copy = palloc(sizeof(MqQueueWork));
+
+			memcpy(copy, w, sizeof(MqQueueWork));
+			saved = lappend(saved, copy);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	mq_notify_send_pending();	/* what the promotions made ready */
+	mqw_commit();
+	foreach(lc, saved)
+	{
+		MqQueueWork *w = lfirst(lc);
+
+		mq_shared_totals_saved(MyDatabaseId, w->ready_relid, w->totals);
+	}
+}
+
+/*
+ * One pass: notifications first (they are what someone waits for), then,
+ * when it is time, maintenance of the queues that have some, found in
+ * shared memory (src/shmem.c: mq_shared_work): a due time that has come,
+ * totals not saved.  A queue with nothing due costs nothing here.  Queues
+ * without a shared entry (all of them after a restart; one whose tables
+ * were restored) are found in the catalog at the first pass, when the
+ * catalog changed, and every MQW_SWEEP_EVERY passes; their maintenance
+ * makes their entry, which keeps their due times from then on.  *error
+ * says the first failure still standing ("queue \"x\": message"), NULL
+ * when there is none.  Returns rows handled.
  */
 static int64
 mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 {
+	static uint64 passes = 0;
+	static uint64 seen_generation = 0;
 	volatile int64 handled = 0;
-	List	   *names = NIL;
-	List	   *failures = NIL;
+	List	   *missing = NIL;
+	List	   *work = NIL;
+	bool		full = false;
+	ListCell   *lc;
 
 	if (!mqw_begin("mq: notifications"))
 	{
@@ -157,73 +310,51 @@ mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 	mq_notify_send_pending();
 	if (maintain)
 	{
-		List	   *spi_names = mq_all_queue_names();	/* in SPI memory */
-		ListCell   *lc;
-		MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+		MemoryContext old;
 
-		foreach(lc, spi_names)
-			names = lappend(names, pstrdup(lfirst(lc)));
+		if (passes++ % MQW_SWEEP_EVERY == 0 || mq_catalog_generation() != seen_generation)
+		{
+			List	   *names;
+			List	   *all;
+
+			seen_generation = mq_catalog_generation();
+			names = mq_queues_without_entry();	/* in SPI memory */
+			all = mq_all_queue_names();
+			old = MemoryContextSwitchTo(pass_cxt);
+			foreach(lc, names)
+				missing = lappend(missing, pstrdup(lfirst(lc)));
+			MemoryContextSwitchTo(old);
+			mqw_failures_keep_only(all);
+			/* the invalidations this transaction saw are in the list */
+			seen_generation = mq_catalog_generation();
+		}
+		full = mq_maintain_full_pass();
+		old = MemoryContextSwitchTo(pass_cxt);
+		work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp(), full);
 		MemoryContextSwitchTo(old);
 	}
 	mqw_commit();
 
 	if (maintain)
 	{
-		bool		full = mq_maintain_full_pass();
-		ListCell   *lc;
-
-		foreach(lc, names)
+		foreach(lc, missing)
+			handled += mqw_maintain_one(lfirst(lc), InvalidOid, false, true, pass_cxt);
+		foreach(lc, work)
 		{
-			const char *name = lfirst(lc);
+			MqQueueWork *w = lfirst(lc);
 
-			PG_TRY();
-			{
-				if (mqw_begin("mq: maintenance"))
-				{
-					handled += mq_maintain_queue(name, full, mqw_call.caller);
-					mqw_commit();
-				}
-				else
-					mqw_skip();
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-				MqwFailure *f;
-
-				MemoryContextSwitchTo(pass_cxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				AbortCurrentTransaction();
-				MemoryContextSwitchTo(pass_cxt);
-				if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-					ReThrowError(edata);
-				if (!mqw_failed_before(name, edata->message))
-					ereport(WARNING,
-							(errcode(edata->sqlerrcode),
-							 errmsg("mq worker: maintenance of queue \"%s\" failed: %s",
-									name, edata->message),
-							 edata->hint ? errhint("%s", edata->hint) : 0,
-							 errdetail("The other queues are maintained; this is logged again only when the error changes, and mq.workers.last_error shows it while it lasts.")));
-				f = palloc(sizeof(MqwFailure));
-				f->queue = pstrdup(name);
-				f->message = pstrdup(edata->message);
-				failures = lappend(failures, f);
-				if (*error == NULL)
-					*error = psprintf("queue \"%s\": %s", name, edata->message);
-			}
-			PG_END_TRY();
-			CHECK_FOR_INTERRUPTS();
+			if (w->what & (MQW_PROMOTE | MQW_RETENTION))
+				handled += mqw_maintain_one(w->name, w->ready_relid, (w->what & MQW_FULL) != 0,
+											(w->what & MQW_RETENTION) != 0, pass_cxt);
 		}
-		mqw_remember_failures(failures);
-		if (mqw_begin("mq: saving totals"))
+		mqw_save_totals(pass_cxt);
+		MemoryContextSwitchTo(pass_cxt);
+		if (mqw_failures != NIL)
 		{
-			mq_flush_totals();
-			mq_notify_send_pending();	/* what the promotions made ready */
-			mqw_commit();
+			MqwFailure *f = linitial(mqw_failures);
+
+			*error = psprintf("queue \"%s\": %s", f->queue, f->message);
 		}
-		else
-			mqw_skip();
 	}
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -64,6 +64,7 @@ typedef struct MqXactQueue
 	MqQueueShared *qs;
 	int64		deltas[MQC_NUM];
 	bool		purged;			/* no low mark moves at commit */
+	bool		retention_changed;	/* the worker looks at its archive again */
 	uint32		gauges_epoch;	/* of the queue's gauges, read before commit */
 	bool		promoted;
 	bool		wrote_wait;		/* wrote wait rows: note due_min at commit */
@@ -277,6 +278,19 @@ mq_xact_purged(MqQueueShared *qs)
 	if (qs == NULL)
 		return;
 	mqx_entry(qs)->purged = true;
+}
+
+/*
+ * alter_queue changed the queue's retention: at commit the worker's
+ * deadline for it is unknown again (it looks at once, with the new
+ * retention).
+ */
+void
+mq_xact_retention_changed(MqQueueShared *qs)
+{
+	if (qs == NULL)
+		return;
+	mqx_entry(qs)->retention_changed = true;
 }
 
 /* The gauge deltas of this transaction so far (src/counters.c). */
@@ -581,6 +595,9 @@ mqx_commit(MqXactQueue *xq)
 	 */
 	if (xq->wrote_wait)
 		mq_shared_note_due(qs, xq->due_min);
+
+	if (xq->retention_changed)
+		pg_atomic_write_u64(&qs->retention_due, 0);
 
 	if (xq->promoted && !xq->purged)
 	{

@@ -23,6 +23,7 @@ extern uint64 mq_xact_due_floor(MqQueueShared *qs, int32 priority);
 extern void mq_xact_due_taken(MqQueueShared *qs, int32 priority, int64 id);
 extern void mq_xact_lane_scan_empty(MqQueueShared *qs, int32 priority);
 extern void mq_xact_purged(MqQueueShared *qs);
+extern void mq_xact_retention_changed(MqQueueShared *qs);
 extern void mq_xact_gauge_deltas(MqQueueShared *qs, int64 *deltas);
 extern void mq_xact_created_queue(Oid ready_relid);
 extern void mq_xact_dropped_queue(Oid ready_relid);
