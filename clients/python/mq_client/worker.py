@@ -111,6 +111,7 @@ class Worker:
         self._inflight: dict = {}
         self._inflight_lock = threading.Lock()
         self._hb_thread: Optional[threading.Thread] = None
+        self.error: Optional[Exception] = None  # what stopped the worker, if not stop()
         self._started = False
 
     # --- public ------------------------------------------------------------
@@ -160,7 +161,10 @@ class Worker:
         return True
 
     def run(self, install_signals: bool = True) -> int:
-        """start(), stop on SIGTERM/SIGINT, wait for the end; returns 0."""
+        """start(), stop on SIGTERM/SIGINT, wait for the end; returns 0, or
+        raises the error that stopped the worker (a receive that failed
+        other than by a lost connection: the queue dropped, a privilege
+        revoked)."""
         old = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,6 +175,8 @@ class Worker:
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+        if self.error is not None:
+            raise self.error
         return 0
 
     def __enter__(self):
@@ -253,6 +259,19 @@ class Worker:
         return max(1, min(self.batch, int(budget / max(avg, 1e-6))))
 
     def _slot_loop(self, slot: _Slot) -> None:
+        try:
+            self._slot_run(slot)
+        except Exception as e:  # noqa: BLE001 - anything but a lost connection
+            # the queue dropped, a privilege revoked, a bug: retrying cannot
+            # help.  The worker stops (the other slots finish what they
+            # hold), and run() raises it.
+            log.error("mq worker %s/%d: %s; stopping", self.queue, slot.index, _oneline(e))
+            if self.error is None:
+                self.error = e
+            self.stop()
+            self._drop_conn(slot)
+
+    def _slot_run(self, slot: _Slot) -> None:
         while not self._stopping.is_set():
             conn = self._slot_conn(slot)
             if conn is None:

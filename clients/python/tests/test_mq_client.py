@@ -115,6 +115,26 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual((m["ready"], m["in_flight"], m["delayed"], m["total_acked"]),
                          (0, 0, 0, 20), "all acked, none left")
 
+    def test_a_dropped_queue_stops_the_worker_and_run_raises(self):
+        make_queue("py_gone")
+        w = Worker(DSN, "py_gone", lambda m: None, concurrency=2, wait=1)
+        with admin() as c:
+            c.execute("SELECT mq.drop_queue('py_gone')")
+        result = {}
+
+        def runner():
+            try:
+                result["rc"] = w.run(install_signals=False)
+            except Exception as e:  # noqa: BLE001 - the error is the point
+                result["error"] = e
+
+        t = threading.Thread(target=runner)
+        t.start()
+        t.join(20)
+        self.assertFalse(t.is_alive(), "run() returns once the queue is gone")
+        self.assertIsInstance(result.get("error"), psycopg.errors.UndefinedTable,
+                              "run() raises the receive's error (42P01), not 0")
+
     def test_raise_nacks_with_error_retries_then_dead_letters(self):
         make_queue("py_fail_dlq")
         make_queue("py_fail", max_attempts=3, retry_delay="200 milliseconds",
