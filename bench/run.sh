@@ -835,10 +835,17 @@ stop_holder() {
 # (last / own W2 sync off rate) when W2 ran.
 w8_run() {
     local tag=$1 side=$2 script=$3 left first last
+    local idx=mq.qi_bench read0 read1
+    [ "$side" = floor ] && idx=floor_q_visible
     prepare "$side" "$N_W8"
     start_holder "$tag $side" $((T_W8 + 120))
+    read0=$(sql -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = '$idx'::regclass")
     run_pgbench "$tag-$side" off 4 "$T_W8" "$script" --progress="$PROGRESS_W8"
     stop_holder "$tag $side"
+    # the stats of pgbench's sessions are flushed as they end
+    sleep 0.5
+    read1=$(sql -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = '$idx'::regclass")
+    NOTES+=("$tag $side: $(awk -v a="$read0" -v b="$read1" -v n="$NXACT" 'BEGIN { printf "%.1f", (b - a) / n }') entries of the queue's index read per transaction ($NXACT transactions)")
     left=$(count_msgs "$side")
     [ "$left" -gt 0 ] || [ "$SMOKE" -eq 1 ] || die "$tag $side: the backlog of $N_W8 ran dry"
     # progress lines: "progress: 10.0 s, 1234.5 tps, lat ..."
