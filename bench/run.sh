@@ -12,8 +12,8 @@
 #   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
 #               exit status 0 only if every pgbench run was clean
 #   --only L    run only the workloads of the comma-separated list L:
-#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W11 W12 W13 WC (W6
-#               includes W6b)
+#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W8b W10 W11 W12 W13 WC
+#               (W6 includes W6b)
 #   --clients   the same as --only WC (bench/clients.sh)
 #
 # Workloads (bench/RESULTS.md says more): W1 send; W1n W1 with mq.notify on
@@ -22,13 +22,15 @@
 # subscribed queues vs 10 sends; W6b publish that matches none of 1,000
 # subscriptions vs 1 send; W7 blocking-receive wake-up latency vs polling
 # every 1 ms; W7n latency from a committed send to its NOTIFY; W8 W2 with the
-# xmin horizon held; W11 many idle queues (the worker's cost, and
-# throughput of the active ones); W12 a big backlog; W13 many consumers
-# blocked in receive(wait); WC the Python and Node clients' Worker
-# (concurrency 4, empty handler) draining a backlog, against a W2-like
-# pgbench run of the same length (skipped with a note when a client's
-# dependencies are missing, unless asked for by --only/--clients).  W1n and
-# W7n compile bench/listen.c (cc, libpq).
+# xmin horizon held; W8b W8 with blocking receives; W10 a 3-minute soak of 2
+# producers and 2 consumers with the horizon held, sampled every 15 s, then
+# 1 minute after it is released (smoke: 6 s + 4 s, samples every 2 s); W11
+# many idle queues (the worker's cost, and throughput of the active ones);
+# W12 a big backlog; W13 many consumers blocked in receive(wait); WC the
+# Python and Node clients' Worker (concurrency 4, empty handler) draining a
+# backlog, against a W2-like pgbench run of the same length (skipped with a
+# note when a client's dependencies are missing, unless asked for by
+# --only/--clients).  W1n and W7n compile bench/listen.c (cc, libpq).
 #
 # Environment:
 #   PG_CONFIG        pg_config of the PostgreSQL to use (default: PostgreSQL
@@ -42,6 +44,10 @@
 #   MQ_BENCH_N_W2    W2 backlog of the full run (default 1200000)
 #   MQ_BENCH_N_W4    W4 backlog of the full run (default 6000000)
 #   MQ_BENCH_N_W8    W8 backlog of the full run (default 2000000)
+#   MQ_BENCH_T_W10   W10 seconds with the horizon held (default 180)
+#   MQ_BENCH_T_W10_AFTER  W10 seconds after it is released (default 60)
+#   MQ_BENCH_EXTRA_CONF   lines added to the cluster's postgresql.conf (e.g.
+#                    to load pg_stat_statements or auto_explain)
 #   MQ_BENCH_N_W11   W11 queues of the full run, the last point of its curve
 #                    (default 10000)
 #   MQ_BENCH_N_W12   W12 big backlog of the full run (default 2000000; the
@@ -79,7 +85,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 W11 W12 W13 WC"
+ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 W8B W10 W11 W12 W13 WC"
 ONLY=$(echo "$ONLY" | tr ',a-z' ' A-Z')
 for w in $ONLY; do
     case " $ALL_WORKLOADS " in *" $w "*) ;; *) echo "bench: unknown workload '$w' in --only" >&2; exit 2 ;; esac
@@ -91,6 +97,9 @@ if [ "$SMOKE" -eq 1 ]; then
     T=2             # seconds per pgbench run
     T_W8=3
     PROGRESS_W8=1   # W8: tps of the first and last interval of this length
+    T_W10=6         # W10: seconds with the horizon held, then after it
+    T_W10_AFTER=4
+    SAMPLE_W10=2    # W10: seconds between samples
     N_W2=2000       # backlogs
     N_W4=20000
     N_W8=3000
@@ -114,6 +123,9 @@ else
     T=${MQ_BENCH_T:-20}
     T_W8=60
     PROGRESS_W8=10
+    T_W10=${MQ_BENCH_T_W10:-180}
+    T_W10_AFTER=${MQ_BENCH_T_W10_AFTER:-60}
+    SAMPLE_W10=15
     N_W2=${MQ_BENCH_N_W2:-1200000}
     N_W4=${MQ_BENCH_N_W4:-6000000}
     N_W8=${MQ_BENCH_N_W8:-2000000}
@@ -296,6 +308,7 @@ checkpoint_timeout = 1h
 synchronous_commit = off
 log_min_messages = warning
 log_checkpoints = off
+${MQ_BENCH_EXTRA_CONF:-}
 EOF
 "${AS[@]}" pg_ctl -D "$DATA" -l "$DIR/server.log" -w -t 60 start </dev/null >/dev/null 2>&1 ||
     { tail -n 30 "$DIR/server.log" >&2; die "the cluster did not start"; }
@@ -831,42 +844,73 @@ if want W7n; then
     target "W7n p50 (ms)" "${R[W7np50,mq]}" "<" 50
 fi
 
+# start_holder TAG SECONDS: a session (application_name mq_bench_holder)
+# opens a REPEATABLE READ transaction, takes its snapshot by reading a table
+# and sleeps SECONDS, holding the xmin horizon; returns once its xmin is
+# visible in pg_stat_activity (HELD_XMIN).  stop_holder TAG: end it, and die
+# if it ended on its own before.
+HELD_XMIN=
+start_holder() {
+    local tag=$1 secs=$2
+    "${AS[@]}" PGAPPNAME=mq_bench_holder psql -X -q -c \
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mq.queue_catalog; SELECT pg_sleep($secs);" \
+        </dev/null >/dev/null 2>&1 &
+    HOLDER_PID=$!
+    HELD_XMIN=
+    for _ in $(seq 1 100); do
+        HELD_XMIN=$(sql -c "SELECT backend_xmin FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin IS NOT NULL")
+        [ -n "$HELD_XMIN" ] && return 0
+        sleep 0.1
+    done
+    die "$tag: the REPEATABLE READ session did not start"
+}
+stop_holder() {
+    local tag=$1 still
+    still=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin = '$HELD_XMIN'")
+    sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder'" >/dev/null
+    wait "$HOLDER_PID" 2>/dev/null
+    HOLDER_PID=
+    [ "$still" = 1 ] || die "$tag: the REPEATABLE READ session ended before the measurement did"
+}
+
+# w8_run TAG SIDE SCRIPT: W2's transaction (SCRIPT) for T_W8 s, 4 clients,
+# on a backlog of N_W8 with the horizon held; sets R[TAGfirst|last|all,SIDE]
+# (tps of the first and last PROGRESS_W8 s, overall) and R[TAGkeep,SIDE]
+# (last / own W2 sync off rate) when W2 ran.
+w8_run() {
+    local tag=$1 side=$2 script=$3 left first last
+    local idx=mq.qi_bench read0 read1
+    [ "$side" = floor ] && idx=floor_q_visible
+    prepare "$side" "$N_W8"
+    start_holder "$tag $side" $((T_W8 + 120))
+    read0=$(sql -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = '$idx'::regclass")
+    run_pgbench "$tag-$side" off 4 "$T_W8" "$script" --progress="$PROGRESS_W8"
+    stop_holder "$tag $side"
+    # the stats of pgbench's sessions are flushed as they end
+    sleep 0.5
+    read1=$(sql -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = '$idx'::regclass")
+    NOTES+=("$tag $side: $(awk -v a="$read0" -v b="$read1" -v n="$NXACT" 'BEGIN { printf "%.1f", (b - a) / n }') entries of the queue's index read per transaction ($NXACT transactions)")
+    left=$(count_msgs "$side")
+    [ "$left" -gt 0 ] || [ "$SMOKE" -eq 1 ] || die "$tag $side: the backlog of $N_W8 ran dry"
+    # progress lines: "progress: 10.0 s, 1234.5 tps, lat ..."
+    first=$(awk '/^progress: / { print $4; exit }' "$OUT/$tag-$side.log")
+    last=$(awk '/^progress: / { v = $4 } END { print v }' "$OUT/$tag-$side.log")
+    [ -n "$first" ] && [ -n "$last" ] || die "$tag $side: no progress lines in $OUT/$tag-$side.log"
+    R[${tag}first,$side]=$first
+    R[${tag}last,$side]=$last
+    R[${tag}all,$side]=$TPS
+    if [ -n "${R[W2off,$side]:-}" ]; then
+        R[${tag}keep,$side]=$(awk -v a="$last" -v b="${R[W2off,$side]}" 'BEGIN { printf "%.3f", a / b }')
+    fi
+    log "   $side: first ${PROGRESS_W8} s $first tps, last ${PROGRESS_W8} s $last tps, overall $TPS"
+}
+
 if want W8; then
     # W2 on a bigger backlog while another session holds a REPEATABLE READ
     # snapshot (and with it the xmin horizon) for the whole run.
     for side in floor mq; do
         log "== W8 $side: W2 for $T_W8 s on $N_W8 with a REPEATABLE READ transaction open"
-        prepare "$side" "$N_W8"
-        "${AS[@]}" PGAPPNAME=mq_bench_holder psql -X -q -c \
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1; SELECT pg_sleep($((T_W8 + 120)));" \
-            </dev/null >/dev/null 2>&1 &
-        HOLDER_PID=$!
-        held=
-        for _ in $(seq 1 100); do
-            held=$(sql -c "SELECT backend_xmin FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin IS NOT NULL")
-            [ -n "$held" ] && break
-            sleep 0.1
-        done
-        [ -n "$held" ] || die "W8 $side: the REPEATABLE READ session did not start"
-        run_pgbench "W8-$side" off 4 "$T_W8" "${side}_recv1.sql" --progress="$PROGRESS_W8"
-        still=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin = '$held'")
-        sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder'" >/dev/null
-        wait "$HOLDER_PID" 2>/dev/null
-        HOLDER_PID=
-        [ "$still" = 1 ] || die "W8 $side: the REPEATABLE READ session ended before pgbench did"
-        left=$(count_msgs "$side")
-        [ "$left" -gt 0 ] || [ "$SMOKE" -eq 1 ] || die "W8 $side: the backlog of $N_W8 ran dry"
-        # progress lines: "progress: 10.0 s, 1234.5 tps, lat ..."
-        first=$(awk '/^progress: / { print $4; exit }' "$OUT/W8-$side.log")
-        last=$(awk '/^progress: / { v = $4 } END { print v }' "$OUT/W8-$side.log")
-        [ -n "$first" ] && [ -n "$last" ] || die "W8 $side: no progress lines in $OUT/W8-$side.log"
-        R[W8first,$side]=$first
-        R[W8last,$side]=$last
-        R[W8all,$side]=$TPS
-        if [ -n "${R[W2off,$side]:-}" ]; then
-            R[W8keep,$side]=$(awk -v a="$last" -v b="${R[W2off,$side]}" 'BEGIN { printf "%.3f", a / b }')
-        fi
-        log "   $side: first ${PROGRESS_W8} s $first tps, last ${PROGRESS_W8} s $last tps, overall $TPS"
+        w8_run W8 "$side" "${side}_recv1.sql"
     done
     ROWS+=("W8first|W8 W2 + open RR xact: first ${PROGRESS_W8} s|tps")
     ROWS+=("W8last|W8 W2 + open RR xact: last ${PROGRESS_W8} s|tps")
@@ -875,6 +919,159 @@ if want W8; then
     else
         NOTES+=("W8: run W2 too for the fraction of the no-held-xmin W2 rate each side keeps")
     fi
+fi
+
+if want W8b; then
+    # W8 on mq with blocking receives (wait => '1 s'); no floor.  Its own
+    # rate: its first PROGRESS_W8 s.
+    log "== W8b mq: W8 with receive(wait => '1 s') for $T_W8 s on $N_W8 with a REPEATABLE READ transaction open"
+    w8_run W8b mq mq_recv1_wait.sql
+    R[W8bkeep,mq]=$(ratio "${R[W8blast,mq]}" "${R[W8bfirst,mq]}")
+    ROWS+=("W8bfirst|W8b W8 with wait => 1 s: first ${PROGRESS_W8} s, no floor|tps")
+    ROWS+=("W8blast|W8b W8 with wait => 1 s: last ${PROGRESS_W8} s, no floor|tps")
+    ROWS+=("W8bkeep|W8b last ${PROGRESS_W8} s / first ${PROGRESS_W8} s|frac")
+    # a smoke run's backlog runs dry within its 3 s: no target then
+    [ "$SMOKE" -eq 1 ] || target "W8b last/first" "${R[W8bkeep,mq]}" ">=" 0.8
+fi
+
+# W10: a soak.  2 producers (mq.send, 1 per transaction, synchronous_commit
+# on: a send is durable when its commit returns) and 2 consumers (blocking
+# receive of 1 + ack, 1 per transaction, synchronous_commit off: an ack lost
+# in a crash is a redelivery; with it on, or with polling receives, the
+# consumers of this 2-core machine do not keep up) run for T_W10 s while a
+# REPEATABLE READ transaction holds the xmin horizon, then T_W10_AFTER s
+# more after it ends.  Every SAMPLE_W10 s: messages sent and acked in the
+# interval (mq.metrics totals), sizes of the queue's tables and indexes, dead
+# tuples.  Producer rate of the last third of the held period / the first
+# third (minute 3 / minute 1 of a full run).  No floor.
+W10_PIDS_P=
+W10_PIDS_C=
+w10_ticks() {   # CPU ticks (utime + stime) of processes $@
+    local p t=0
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+# w10_sample: one line of 19 fields: epoch, sent, acked, queued, sizes of
+# q_ w_ qi_ wk_ wi_ (bytes), dead tuples of q_ w_, holder sessions, WAL
+# position (bytes), index entries read from qi_ wk_ wi_, heap blocks hit
+# and read of q_ w_ (shared_blks), CPU ticks of the producers, consumers.
+w10_sample() {
+    local line
+    line=$(sql -F ' ' -c "
+SELECT round(extract(epoch FROM clock_timestamp())::numeric, 3), m.total_sent, m.total_acked,
+       m.ready + m.in_flight + m.delayed,
+       pg_relation_size('mq.q_bench'), pg_relation_size('mq.w_bench'),
+       pg_relation_size('mq.qi_bench'), pg_relation_size('mq.wk_bench'), pg_relation_size('mq.wi_bench'),
+       (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'mq.q_bench'::regclass),
+       (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'mq.w_bench'::regclass),
+       (SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder'),
+       pg_current_wal_insert_lsn() - '0/0',
+       (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = 'mq.qi_bench'::regclass),
+       (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = 'mq.wk_bench'::regclass),
+       (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = 'mq.wi_bench'::regclass),
+       (SELECT sum(heap_blks_hit + heap_blks_read) FROM pg_statio_user_tables WHERE relid IN ('mq.q_bench'::regclass, 'mq.w_bench'::regclass))
+  FROM mq.metrics('bench') m") || return 1
+    # shellcheck disable=SC2086
+    echo "$line $(w10_ticks $W10_PIDS_P) $(w10_ticks $W10_PIDS_C)"
+}
+# sleep_until EPOCH (seconds, fractional)
+sleep_until() {
+    local s
+    s=$(awk -v t="$1" -v n="$(date +%s.%N)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')
+    sleep "$s"
+}
+W10_CURVE=()
+if want W10; then
+    total=$((T_W10 + T_W10_AFTER))
+    log "== W10 mq: soak, 2 producers + 2 consumers (wait => 1 s), $T_W10 s with a REPEATABLE READ transaction open, then $T_W10_AFTER s without; samples every $SAMPLE_W10 s"
+    prepare mq 0
+    start_holder W10 $((total + 120))
+    "${AS[@]}" PGAPPNAME=mq_bench_w10_consumer PGOPTIONS="-c synchronous_commit=off" \
+        pgbench -n -M prepared -c 2 -j 2 -T "$((total + 2))" -f "$DIR/scripts/mq_recv1_wait.sql" \
+        </dev/null >"$OUT/W10-consumers.log" 2>&1 &
+    cpid=$!
+    BG_PIDS+=("$cpid")
+    "${AS[@]}" PGAPPNAME=mq_bench_w10_producer PGOPTIONS="-c synchronous_commit=on" \
+        pgbench -n -M prepared -c 2 -j 2 -T "$((total + 2))" -f "$DIR/scripts/mq_send.sql" \
+        </dev/null >"$OUT/W10-producers.log" 2>&1 &
+    ppid=$!
+    BG_PIDS+=("$ppid")
+    for app in mq_bench_w10_producer mq_bench_w10_consumer; do
+        for _ in $(seq 1 100); do
+            [ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$app'")" = 2 ] && break
+            sleep 0.05
+        done
+    done
+    W10_PIDS_P=$(sql -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'mq_bench_w10_producer'")
+    W10_PIDS_C=$(sql -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'mq_bench_w10_consumer'")
+    t0=$(date +%s.%N)
+    prev=$(w10_sample) || die "W10: sampling failed"
+    echo "$prev" >"$OUT/W10-samples.log"
+    k=0
+    released=0
+    while [ $(( (k + 1) * SAMPLE_W10 )) -le "$total" ]; do
+        k=$((k + 1))
+        sleep_until "$(awk -v a="$t0" -v b=$((k * SAMPLE_W10)) 'BEGIN { printf "%.3f", a + b }')"
+        cur=$(w10_sample) || die "W10: sampling failed"
+        echo "$cur" >>"$OUT/W10-samples.log"
+        # phase of the interval that just ended: held or after
+        phase=held
+        [ "$released" -eq 1 ] && phase=after
+        W10_CURVE+=("$((k * SAMPLE_W10)) $phase $prev $cur")
+        prev=$cur
+        if [ "$released" -eq 0 ] && [ $((k * SAMPLE_W10)) -ge "$T_W10" ]; then
+            stop_holder W10
+            released=1
+            prev=$(w10_sample) || die "W10: sampling failed"
+        fi
+    done
+    [ "$released" -eq 1 ] || stop_holder W10
+    wait "$ppid"; prc=$?
+    wait "$cpid"; crc=$?
+    BG_PIDS=()
+    check_pgbench W10-producers "$OUT/W10-producers.log" "$prc"
+    nsent=$NXACT
+    check_pgbench W10-consumers "$OUT/W10-consumers.log" "$crc"
+    # every send committed is acked or still in the queue, nothing in flight
+    read -r sent acked left inflight < <(sql -F ' ' -c "SELECT total_sent, total_acked, ready + in_flight + delayed, in_flight FROM mq.metrics('bench')")
+    inq=$(sql -c "SELECT (SELECT count(*) FROM mq.q_bench) + (SELECT count(*) FROM mq.w_bench)")
+    [ "$sent" = "$nsent" ] || die "W10: pgbench's producers committed $nsent sends, mq counted $sent"
+    [ "$inflight" = 0 ] && [ "$inq" = "$left" ] && [ $((acked + left)) = "$sent" ] ||
+        die "W10: $sent sent, $acked acked, $left left ($inq rows in the tables, $inflight in flight)"
+    # per-interval lines: t, phase, producer and consumer msg/s, sizes (MB), dead tuples
+    third=$((T_W10 / 3))
+    # fields of a curve line: t phase, then the previous sample (20 fields,
+    # from $3) and this one (from $22); see w10_sample
+    w10_table=$(printf '%s\n' "${W10_CURVE[@]}" | awk -v third="$third" -v held="$T_W10" -v hz="$(getconf CLK_TCK)" '
+        function mb(b) { return sprintf("%.1f", b / 1048576) }
+        function per(x, n) { return n > 0 ? sprintf("%.1f", x / n) : "-" }
+        {
+            t = $1; ph = $2; dt = $22 - $3
+            ns = $23 - $4; na = $24 - $5
+            printf "%5d %-5s %7.0f %7.0f %6d %6s %6s %6s %6s %6s %8d %8d | %5s %4s %4s %4s %5s %4.0f %4.0f\n",
+                t, ph, ns / dt, na / dt, $25, mb($26), mb($27), mb($28), mb($29), mb($30), $31, $32,
+                per($34 - $15, ns), per($35 - $16, na), per($36 - $17, na), per($37 - $18, na),
+                per($38 - $19, na), ($39 - $20) * 1e6 / hz / (ns > 0 ? ns : 1), ($40 - $21) * 1e6 / hz / (na > 0 ? na : 1)
+            if (ph == "held" && t <= third) { fs += ns; ft += dt; fc += na }
+            if (ph == "held" && t > held - third) { ls += ns; lt += dt; lc += na }
+        }
+        END { printf "SUMMARY %.1f %.1f %.1f %.1f\n", fs / ft, ls / lt, fc / ft, lc / lt }')
+    read -r _ p_first p_last c_first c_last < <(grep '^SUMMARY' <<<"$w10_table")
+    R[W10pfirst,mq]=$p_first
+    R[W10plast,mq]=$p_last
+    R[W10cfirst,mq]=$c_first
+    R[W10clast,mq]=$c_last
+    R[W10keep,mq]=$(ratio "$p_last" "$p_first")
+    ROWS+=("W10pfirst|W10 soak, held xmin: producers, first ${third} s|tps")
+    ROWS+=("W10plast|W10 soak, held xmin: producers, last ${third} s|tps")
+    ROWS+=("W10cfirst|W10 soak, held xmin: consumers, first ${third} s|tps")
+    ROWS+=("W10clast|W10 soak, held xmin: consumers, last ${third} s|tps")
+    ROWS+=("W10keep|W10 producers last / first ${third} s|frac")
+    [ "$SMOKE" -eq 1 ] || target "W10 producers last/first" "${R[W10keep,mq]}" ">=" 0.9
+    W10_TABLE=$(grep -v '^SUMMARY' <<<"$w10_table")
+    log "   producers: first ${third} s $p_first msg/s, last ${third} s $p_last msg/s; consumers $c_first, $c_last msg/s"
 fi
 
 # ------------------------------------------------- W11, W12, W13: scale
@@ -1171,6 +1368,18 @@ fi
     want W1n && echo "W1n: floor column = mq with mq.notify = off; medians of 2 runs each."
     want W7 && echo "W7: floor column = mq.receive without wait, polled every ~1 ms."
     for n in "${NOTES[@]}"; do echo "note: $n"; done
+    if [ -n "${W10_TABLE:-}" ]; then
+        echo
+        echo "W10 curve: in each ${SAMPLE_W10} s interval ending at t ('held': the REPEATABLE READ"
+        echo "  transaction was open; 'after': it had ended): messages sent and acked per second; at t:"
+        echo "  messages queued, sizes (MB), dead tuples; per message (sent, or acked) in the interval:"
+        echo "  WAL bytes, index entries read from qi_ wk_ wi_, heap blocks of q_ + w_ accessed,"
+        echo "  CPU microseconds of the producer and consumer backends"
+        printf '%5s %-5s %7s %7s %6s %6s %6s %6s %6s %6s %8s %8s | %5s %4s %4s %4s %5s %4s %4s\n' \
+            t phase sent/s acked/s queued q_ w_ qi_ wk_ wi_ dead_q dead_w \
+            WAL/m qi/m wk/m wi/m blk/m P_us C_us
+        echo "$W10_TABLE"
+    fi
 } >"$OUT/table.txt"
 
 mkdir -p "$BENCH_DIR/results" && cp "$OUT/table.txt" "$BENCH_DIR/results/latest.txt" ||

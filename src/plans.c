@@ -246,14 +246,19 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			 * Of the first 1000 due rows (in vt order, not locked), lock
 			 * and take up to $3, highest priority first: a receive
 			 * promotes no more than it can take, and others promote the
-			 * rest at once.
+			 * rest at once.  The outer scan rechecks the row (after a
+			 * concurrent update) with both bounds of the inner one: with
+			 * only "vt <= $2" the planner may scan the vt index from its
+			 * start instead of fetching the TIDs (it does once the table's
+			 * statistics show few live rows), and under a held xmin
+			 * horizon that walks every lease acked since (bench W10).
 			 */
 			appendStringInfo(&sql,
 							 "DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
 							 "SELECT w.ctid FROM %s w WHERE w.ctid" OP("=") "ANY (ARRAY("
 							 "SELECT c.ctid FROM %s c WHERE c.vt" OP(">=") "$1 AND c.vt" OP("<=") "$2"
 							 " AND NOT c.leased ORDER BY c.vt LIMIT 1000))"
-							 " AND w.vt" OP("<=") "$2 AND NOT w.leased"
+							 " AND w.vt" OP(">=") "$1 AND w.vt" OP("<=") "$2 AND NOT w.leased"
 							 " ORDER BY w.priority DESC, w.vt LIMIT $3 FOR UPDATE SKIP LOCKED))"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
 							 " dedup_key, last_error, vt", W, W, W);
