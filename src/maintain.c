@@ -25,7 +25,6 @@
 #include "maintain.h"
 
 #define MQ_RETENTION_BATCH 10000
-#define MQ_FULL_SCAN_EVERY 60	/* passes between promotions from the start */
 
 PG_FUNCTION_INFO_V1(mq_maintain);
 
@@ -110,12 +109,12 @@ mqn_retention(MqQueue *q, MqQueueShared *qs)
 
 /*
  * Maintenance of one queue: promotions, then retention (unless not due).
- * With full, the promotion looks at the whole wait table.  ready_relid, if
+ * ready_relid, if
  * valid, is the queue's table as the caller knew it: a queue of that name
  * created since is not the one meant, and is left alone.
  */
 int64
-mq_maintain_queue(const char *name, Oid ready_relid, bool full, bool retention, Oid caller)
+mq_maintain_queue(const char *name, Oid ready_relid, bool retention, Oid caller)
 {
 	MqQueue    *q = mq_queue_lookup(name, true);
 	MqQueueShared *qs;
@@ -126,19 +125,10 @@ mq_maintain_queue(const char *name, Oid ready_relid, bool full, bool retention, 
 		!mq_has_privilege(q, caller, MQ_PRIV_MANAGE))
 		return 0;
 	qs = mq_queue_shared(q);
-	n = mq_promote_due(q, qs, full, 0, true);
+	n = mq_promote_due(q, qs, 0, true);
 	if (retention)
 		n += mqn_retention(q, qs);
 	return n;
-}
-
-/* Whether this pass is one of the full ones. */
-bool
-mq_maintain_full_pass(void)
-{
-	static uint64 passes = 0;
-
-	return (passes++ % MQ_FULL_SCAN_EVERY) == 0;
 }
 
 /*
@@ -148,7 +138,7 @@ mq_maintain_full_pass(void)
  * cancel is not a queue's failure: it ends the pass.
  */
 static int64
-mqn_maintain_queue_isolated(const char *name, bool full, Oid caller)
+mqn_maintain_queue_isolated(const char *name, Oid caller)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -158,7 +148,7 @@ mqn_maintain_queue_isolated(const char *name, bool full, Oid caller)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		touched = mq_maintain_queue(name, InvalidOid, full, true, caller);
+		touched = mq_maintain_queue(name, InvalidOid, true, caller);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -194,12 +184,11 @@ mq_maintain_pass(Oid caller)
 	List	   *names;
 	ListCell   *lc;
 	int64		touched = 0;
-	bool		full = mq_maintain_full_pass();
 
 	names = mq_all_queue_names();
 	foreach(lc, names)
 	{
-		touched += mqn_maintain_queue_isolated(lfirst(lc), full, caller);
+		touched += mqn_maintain_queue_isolated(lfirst(lc), caller);
 		CHECK_FOR_INTERRUPTS();
 	}
 	mq_flush_totals();

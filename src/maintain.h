@@ -8,8 +8,6 @@
 #ifndef MQ_MAINTAIN_H
 #define MQ_MAINTAIN_H
 
-extern int64 mq_maintain_queue(const char *name, Oid ready_relid, bool full, bool retention,
-								 Oid caller);
-extern bool mq_maintain_full_pass(void);
+extern int64 mq_maintain_queue(const char *name, Oid ready_relid, bool retention, Oid caller);
 
 #endif							/* MQ_MAINTAIN_H */

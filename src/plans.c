@@ -105,7 +105,9 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 									   " LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING " READY_COLS ")");
 				/*
 				 * A lease's receipt: a random base per statement ($5),
-				 * xor the row's seq, so that every delivery has its own.
+				 * xor the row's seq: with the id (every call that takes a
+				 * receipt also matches the id), every delivery has its own,
+				 * although rows that came due together share a seq.
 				 */
 				if (lease)
 					appendStringInfo(&sql,

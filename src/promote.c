@@ -96,17 +96,18 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 }
 
 /*
- * Promote what is due in q's wait table.  Without force it returns at once
- * when the shared next_due says nothing is due, or another backend is at
- * it; with force it scans the whole table (maintenance does this now and
- * then, in case a clock step put a row below the low mark).  A budget > 0
+ * Promote what is due in q's wait table.  It returns at once when the
+ * shared next_due says nothing is due, or another backend is at it.  The
+ * scan starts at the wait table's low mark: no row is below it, also when
+ * the system clock steps back, because writers never use a clock below the
+ * one a promoter used (mq_slot_note_wait).  A budget > 0
  * (a receive: its quantity) promotes at most that many rows of each kind,
  * highest priority first, and leaves the rest to whoever looks next, at
  * once: rows a transaction promotes stay invisible to others until it
  * commits, so it promotes no more than it can take.
  */
 int64
-mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget, bool far)
+mq_promote_due(MqQueue *q, MqQueueShared *qs, int budget, bool far)
 {
 	int			limit = budget > 0 ? Min(budget, MQ_PROMOTE_BATCH) : MQ_PROMOTE_BATCH;
 	bool		cut = false;		/* stopped at the budget: more may be due */
@@ -118,7 +119,7 @@ mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget, bool far)
 
 	if (qs)
 	{
-		if (!force && now < MQ_TS_DECODE(pg_atomic_read_u64(&qs->next_due)))
+		if (now < MQ_TS_DECODE(pg_atomic_read_u64(&qs->next_due)))
 			return 0;
 		/* one promoter at a time; the claim expires should it die */
 		{
@@ -129,8 +130,9 @@ mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget, bool far)
 												MQ_TS_ENCODE(TimestampTzPlusMilliseconds(now, MQ_PROMOTE_CLAIM_MS))))
 				return 0;
 		}
-		if (!force)
-			low = MQ_TS_DECODE(pg_atomic_read_u64(&qs->wait_low));
+		low = MQ_TS_DECODE(pg_atomic_read_u64(&qs->wait_low));
+		/* before the slots are read: see mq_slot_note_wait */
+		mq_shared_clock_used(qs, now);
 		/* an abort from here on makes next_due "now" again */
 		mq_xact_promoted(qs, DT_NOEND);
 		/* writers from now on lower it again for their own rows */

@@ -10,7 +10,7 @@
 
 #include "catalog.h"
 
-extern int64 mq_promote_due(MqQueue *q, MqQueueShared *qs, bool force, int budget,
+extern int64 mq_promote_due(MqQueue *q, MqQueueShared *qs, int budget,
 							 bool far);
 
 #endif							/* MQ_PROMOTE_H */

@@ -150,7 +150,7 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt, bool far,
 {
 	int			n = 0;
 
-	mq_promote_due(q, mq_queue_shared(q), false, quantity, far);
+	mq_promote_due(q, mq_queue_shared(q), quantity, far);
 	for (int round = 0; round < 4 && n < quantity; round++)
 	{
 		TimestampTz now;

@@ -208,6 +208,7 @@ mqs_init_entry(MqQueueShared *qs, const char *name)
 	pg_atomic_init_u64(&qs->max_seq, 0);
 	pg_atomic_init_u64(&qs->next_due, 0);	/* unknown: look once */
 	pg_atomic_init_u64(&qs->wait_low, 0);
+	pg_atomic_init_u64(&qs->clock_high, 0);
 	pg_atomic_init_u64(&qs->promote_until, 0);
 	pg_atomic_init_u32(&qs->gauges_state, MQ_GAUGES_UNKNOWN);
 	pg_atomic_init_u32(&qs->gauges_epoch, 0);
@@ -348,13 +349,12 @@ mq_shared_take_notifies(Oid dboid)
 
 /*
  * The queues of a database that have work for the worker now, as a List of
- * MqQueueWork *: promotions due (next_due has come; with full, any queue
- * that may have wait rows at all), retention due, totals changed since the
+ * MqQueueWork *: promotions due (next_due has come), retention due, totals changed since the
  * worker last saved them.  Memory only: an idle queue costs a few atomic
  * reads here and nothing else, so a pass costs what its due queues cost.
  */
 List *
-mq_shared_work(Oid dboid, TimestampTz now, bool full)
+mq_shared_work(Oid dboid, TimestampTz now)
 {
 	HASH_SEQ_STATUS status;
 	MqQueueShared *qs;
@@ -375,8 +375,6 @@ mq_shared_work(Oid dboid, TimestampTz now, bool full)
 		due = pg_atomic_read_u64(&qs->next_due);
 		if (due <= enow)
 			what |= MQW_PROMOTE;
-		if (full && due != MQ_TS_ENCODE(DT_NOEND))
-			what |= MQW_PROMOTE | MQW_FULL;
 		if (pg_atomic_read_u64(&qs->retention_due) <= enow)
 			what |= MQW_RETENTION;
 		for (int i = 0; i < MQC_NUM - MQC_FIRST_TOTAL; i++)
@@ -495,6 +493,22 @@ mq_head_cap(MqQueueShared *qs)
 	pg_memory_barrier();
 	pending = mq_slots_min_seq(qs);
 	return Min(cap, pending);
+}
+
+/*
+ * A promoter is about to read the slots and set the low mark no later than
+ * now: from here on, writers use no clock below it (mq_slot_note_wait).
+ */
+void
+mq_shared_clock_used(MqQueueShared *qs, TimestampTz now)
+{
+	uint64		target = MQ_TS_ENCODE(now);
+	uint64		cur = pg_atomic_read_u64(&qs->clock_high);
+
+	while (target > cur &&
+		   !pg_atomic_compare_exchange_u64(&qs->clock_high, &cur, target))
+		;
+	pg_memory_barrier();
 }
 
 /*
@@ -848,12 +862,38 @@ TimestampTz
 mq_slot_note_wait(MqQueueShared *qs)
 {
 	MqSlot	   *slot;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
+	uint64		published;
+	bool		first;
 
 	if (qs == NULL)
-		return now;
+		return GetCurrentTimestamp();
 	slot = mqs_slot_for(qs);
-	if (pg_atomic_read_u64(&slot->min_vt) == PG_UINT64_MAX)
+	published = pg_atomic_read_u64(&slot->min_vt);
+	first = (published == PG_UINT64_MAX);
+	if (first)
+	{
+		/*
+		 * First a bound below any clock read next (the low mark as it
+		 * stands), so that a promoter that reads the slots from now on sees
+		 * us; one that read them before had already raised clock_high,
+		 * which we read after.
+		 */
+		published = pg_atomic_read_u64(&qs->wait_low);
+		pg_atomic_write_u64(&slot->min_vt, published);
+		pg_memory_barrier();
+	}
+
+	/*
+	 * The clock, but never below what a promoter used (a clock stepped back
+	 * would put a row below the low mark it set), nor below our bound.  A
+	 * first bound is then raised to it (every vt we write is later); a
+	 * bound published earlier in the transaction stays, being below the vts
+	 * written since.
+	 */
+	now = Max(GetCurrentTimestamp(), MQ_TS_DECODE(pg_atomic_read_u64(&qs->clock_high)));
+	now = Max(now, MQ_TS_DECODE(published));
+	if (first)
 		pg_atomic_write_u64(&slot->min_vt, MQ_TS_ENCODE(now));
 	pg_memory_barrier();
 	return now;

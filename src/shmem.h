@@ -70,6 +70,7 @@ typedef struct MqQueueShared
 	pg_atomic_uint64 max_seq;	/* highest seq handed to a fresh ready row */
 	pg_atomic_uint64 next_due;	/* no wait row is due before this (encoded) */
 	pg_atomic_uint64 wait_low;	/* no wait row has vt below this (encoded) */
+	pg_atomic_uint64 clock_high;	/* latest clock a promoter used (encoded) */
 	pg_atomic_uint64 promote_until; /* a promoter's claim (encoded time) */
 	pg_atomic_uint32 gauges_state;	/* MQ_GAUGES_*: counters of the gauges */
 	pg_atomic_uint32 gauges_epoch;	/* counts finished (changed under mutex) */
@@ -89,7 +90,6 @@ typedef struct MqQueueShared
 #define MQW_PROMOTE		(1 << 0)	/* next_due has come */
 #define MQW_RETENTION	(1 << 1)	/* retention_due has come */
 #define MQW_TOTALS		(1 << 2)	/* totals changed since last saved */
-#define MQW_FULL		(1 << 3)	/* may have wait rows: a full scan */
 
 typedef struct MqQueueWork
 {
@@ -112,7 +112,8 @@ extern void mq_shared_forget_queue(Oid dboid, Oid ready_relid);
 extern void mq_shared_forget_database(Oid dboid);
 extern MqQueueShared *mq_shared_find(Oid dboid, Oid ready_relid);
 extern List *mq_shared_take_notifies(Oid dboid);
-extern List *mq_shared_work(Oid dboid, TimestampTz now, bool full);
+extern List *mq_shared_work(Oid dboid, TimestampTz now);
+extern void mq_shared_clock_used(MqQueueShared *qs, TimestampTz now);
 extern void mq_shared_totals_saved(Oid dboid, Oid ready_relid, const int64 *totals);
 extern void mq_shared_note_due(MqQueueShared *qs, TimestampTz vt);
 extern void mq_lane_register(MqQueueShared *qs, int32 priority);

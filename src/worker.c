@@ -178,7 +178,7 @@ mqw_commit(void)
  * one, and the failure is logged if it is new.
  */
 static int64
-mqw_maintain_one(const char *name, Oid ready_relid, bool full, bool retention,
+mqw_maintain_one(const char *name, Oid ready_relid, bool retention,
 				 MemoryContext pass_cxt)
 {
 	volatile int64 handled = 0;
@@ -189,7 +189,7 @@ mqw_maintain_one(const char *name, Oid ready_relid, bool full, bool retention,
 		{
 			MqwFailure *f;
 
-			handled = mq_maintain_queue(name, ready_relid, full, retention, mqw_call.caller);
+			handled = mq_maintain_queue(name, ready_relid, retention, mqw_call.caller);
 			mqw_commit();
 			if ((f = mqw_failure_of(name)) != NULL)
 				mqw_failure_forget(f);
@@ -235,7 +235,7 @@ mqw_save_totals(MemoryContext pass_cxt)
 
 	/* nothing to save: no transaction (what promotions made ready wakes us) */
 	MemoryContextSwitchTo(pass_cxt);
-	work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp(), false);
+	work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp());
 	foreach(lc, work)
 		any |= (((MqQueueWork *) lfirst(lc))->what & MQW_TOTALS) != 0;
 	if (!any)
@@ -298,7 +298,6 @@ mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 	volatile int64 handled = 0;
 	List	   *missing = NIL;
 	List	   *work = NIL;
-	bool		full = false;
 	ListCell   *lc;
 
 	if (!mqw_begin("mq: notifications"))
@@ -328,9 +327,8 @@ mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 			/* the invalidations this transaction saw are in the list */
 			seen_generation = mq_catalog_generation();
 		}
-		full = mq_maintain_full_pass();
 		old = MemoryContextSwitchTo(pass_cxt);
-		work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp(), full);
+		work = mq_shared_work(MyDatabaseId, GetCurrentTimestamp());
 		MemoryContextSwitchTo(old);
 	}
 	mqw_commit();
@@ -338,13 +336,13 @@ mqw_pass(bool maintain, MemoryContext pass_cxt, char **error)
 	if (maintain)
 	{
 		foreach(lc, missing)
-			handled += mqw_maintain_one(lfirst(lc), InvalidOid, false, true, pass_cxt);
+			handled += mqw_maintain_one(lfirst(lc), InvalidOid, true, pass_cxt);
 		foreach(lc, work)
 		{
 			MqQueueWork *w = lfirst(lc);
 
 			if (w->what & (MQW_PROMOTE | MQW_RETENTION))
-				handled += mqw_maintain_one(w->name, w->ready_relid, (w->what & MQW_FULL) != 0,
+				handled += mqw_maintain_one(w->name, w->ready_relid,
 											(w->what & MQW_RETENTION) != 0, pass_cxt);
 		}
 		mqw_save_totals(pass_cxt);
