@@ -57,6 +57,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int
 		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
 		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull));
 
 		if (attempt >= q->max_attempts)
 			mq_dead_letter_leased(q, id, NULL, false, now);
@@ -71,6 +72,8 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int
 			mq_xact_note_due(qs, retry_at);
 			mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 			mq_xact_count(qs, MQC_DELAYED, 1);
+			if (grouped)
+				mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -1);
 		}
 	}
 	return (int64) n;
@@ -94,7 +97,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 	{
 		MqOutMessage m;
 		bool		isnull;
-		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 9, &isnull));
+		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &isnull));
 
 		mq_read_message_row(rows, i, &m);
 		mq_insert_due(q, &m, due);
