@@ -12,7 +12,7 @@
 #   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
 #               exit status 0 only if every pgbench run was clean
 #   --only L    run only the workloads of the comma-separated list L:
-#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 (W6 includes W6b)
+#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W9 (W6 includes W6b)
 #
 # Workloads (bench/RESULTS.md says more): W1 send; W1n W1 with mq.notify on
 # vs off, a LISTENer connected; W2 receive+ack; W3 send_batch; W4 receive
@@ -20,7 +20,9 @@
 # subscribed queues vs 10 sends; W6b publish that matches none of 1,000
 # subscriptions vs 1 send; W7 blocking-receive wake-up latency vs polling
 # every 1 ms; W7n latency from a committed send to its NOTIFY; W8 W2 with the
-# xmin horizon held.  W1n and W7n compile bench/listen.c (cc, libpq).
+# xmin horizon held; W9 W2 on messages with group keys (1,000 and 10
+# groups; and with the xmin horizon held), against W2 on the same backlog
+# without groups.  W1n and W7n compile bench/listen.c (cc, libpq).
 #
 # Environment:
 #   PG_CONFIG        pg_config of the PostgreSQL to use (default: PostgreSQL
@@ -34,6 +36,8 @@
 #   MQ_BENCH_N_W2    W2 backlog of the full run (default 1200000)
 #   MQ_BENCH_N_W4    W4 backlog of the full run (default 6000000)
 #   MQ_BENCH_N_W8    W8 backlog of the full run (default 2000000)
+#   MQ_BENCH_N_W9    W9 backlog of the full run (default 200000; with the
+#                    xmin horizon held: 3 times as many)
 #   CC               compiler for bench/listen.c (default cc)
 #
 # The cluster lives in a mktemp directory, listens only on a unix socket in
@@ -63,7 +67,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8"
+ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 W9"
 ONLY=$(echo "$ONLY" | tr ',a-z' ' A-Z')
 for w in $ONLY; do
     case " $ALL_WORKLOADS " in *" $w "*) ;; *) echo "bench: unknown workload '$w' in --only" >&2; exit 2 ;; esac
@@ -78,6 +82,7 @@ if [ "$SMOKE" -eq 1 ]; then
     N_W2=2000       # backlogs
     N_W4=20000
     N_W8=3000
+    N_W9=2000
     W5_RATE=200     # W5: total producer rate, messages/s
     N_W7=50         # W7: wake-ups measured
     N_W7N=30        # W7n: notifications measured
@@ -89,6 +94,7 @@ else
     N_W2=${MQ_BENCH_N_W2:-1200000}
     N_W4=${MQ_BENCH_N_W4:-6000000}
     N_W8=${MQ_BENCH_N_W8:-2000000}
+    N_W9=${MQ_BENCH_N_W9:-200000}
     W5_RATE=1000
     N_W7=1000
     N_W7N=200
@@ -295,6 +301,30 @@ prepare() {
     local have
     have=$(count_msgs "$side")
     [ "$have" = "$n" ] || die "$side: loaded $n messages but the queue holds $have"
+}
+
+# Empty the queues, then load $1 messages into mq with group keys g0 ..
+# g($2 - 1), message i in group i mod $2 (the groups interleave, as
+# independent senders would make them).
+prepare_grouped() {
+    local n=$1 groups=$2
+    prepare mq 0
+    local t0=$SECONDS left=$n k start=0
+    log "   loading $n messages in $groups groups into mq"
+    while [ "$left" -gt 0 ]; do
+        k=$(( left > 10000 ? 10000 : left ))
+        echo "SELECT count(*) FROM mq.send_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]),"
+        echo "  group_keys => ARRAY(SELECT 'g' || (i % $groups) FROM generate_series($start, $((start + k - 1))) i));"
+        left=$((left - k))
+        start=$((start + k))
+    done | sql_in >/dev/null || die "loading grouped messages failed"
+    sql -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null || die "vacuum/checkpoint failed"
+    log "   loaded, vacuumed and checkpointed in $((SECONDS - t0)) s"
+    local have
+    have=$(count_msgs mq)
+    [ "$have" = "$n" ] || die "mq: loaded $n grouped messages but the queue holds $have"
+    have=$(sql -c "SELECT groups FROM mq.metrics('bench')")
+    [ "$have" = "$groups" ] || [ "$n" -lt "$groups" ] || die "mq: loaded $groups groups but the queue has $have"
 }
 
 # Messages in the queue of side $1 (ready, in flight or delayed).
@@ -787,29 +817,40 @@ if want W7n; then
     target "W7n p50 (ms)" "${R[W7np50,mq]}" "<" 50
 fi
 
+# hold_xmin TAG: a session holds a REPEATABLE READ snapshot (and with it the
+# xmin horizon) until release_xmin TAG; dies if it does not start, or (at
+# release) if it ended before.
+hold_xmin() {
+    "${AS[@]}" PGAPPNAME=mq_bench_holder psql -X -q -c \
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1; SELECT pg_sleep($((T_W8 + 120)));" \
+        </dev/null >/dev/null 2>&1 &
+    HOLDER_PID=$!
+    HELD=
+    for _ in $(seq 1 100); do
+        HELD=$(sql -c "SELECT backend_xmin FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin IS NOT NULL")
+        [ -n "$HELD" ] && break
+        sleep 0.1
+    done
+    [ -n "$HELD" ] || die "$1: the REPEATABLE READ session did not start"
+}
+release_xmin() {
+    local still
+    still=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin = '$HELD'")
+    sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder'" >/dev/null
+    wait "$HOLDER_PID" 2>/dev/null
+    HOLDER_PID=
+    [ "$still" = 1 ] || die "$1: the REPEATABLE READ session ended before pgbench did"
+}
+
 if want W8; then
     # W2 on a bigger backlog while another session holds a REPEATABLE READ
     # snapshot (and with it the xmin horizon) for the whole run.
     for side in floor mq; do
         log "== W8 $side: W2 for $T_W8 s on $N_W8 with a REPEATABLE READ transaction open"
         prepare "$side" "$N_W8"
-        "${AS[@]}" PGAPPNAME=mq_bench_holder psql -X -q -c \
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1; SELECT pg_sleep($((T_W8 + 120)));" \
-            </dev/null >/dev/null 2>&1 &
-        HOLDER_PID=$!
-        held=
-        for _ in $(seq 1 100); do
-            held=$(sql -c "SELECT backend_xmin FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin IS NOT NULL")
-            [ -n "$held" ] && break
-            sleep 0.1
-        done
-        [ -n "$held" ] || die "W8 $side: the REPEATABLE READ session did not start"
+        hold_xmin "W8 $side"
         run_pgbench "W8-$side" off 4 "$T_W8" "${side}_recv1.sql" --progress="$PROGRESS_W8"
-        still=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder' AND backend_xmin = '$held'")
-        sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mq_bench_holder'" >/dev/null
-        wait "$HOLDER_PID" 2>/dev/null
-        HOLDER_PID=
-        [ "$still" = 1 ] || die "W8 $side: the REPEATABLE READ session ended before pgbench did"
+        release_xmin "W8 $side"
         left=$(count_msgs "$side")
         [ "$left" -gt 0 ] || [ "$SMOKE" -eq 1 ] || die "W8 $side: the backlog of $N_W8 ran dry"
         # progress lines: "progress: 10.0 s, 1234.5 tps, lat ..."
@@ -831,6 +872,60 @@ if want W8; then
     else
         NOTES+=("W8: run W2 too for the fraction of the no-held-xmin W2 rate each side keeps")
     fi
+fi
+
+if want W9; then
+    # W2 (receive + ack, one per transaction, 4 consumers) on messages with
+    # group keys, against W2 on the same backlog without: the floor column
+    # is mq without groups.  Then with 10 groups: at most 10 messages in
+    # flight (here at most 4, one per consumer).  Then with 1,000 groups
+    # while a session holds the xmin horizon, as W8 (its rate against its
+    # own rate without a held horizon).
+    w9_run() {  # TAG SECONDS BACKLOG [pgbench options]: run W2's script on mq
+        local tag=$1 secs=$2 backlog=$3 left
+        shift 3
+        run_pgbench "$tag" off 4 "$secs" mq_recv1.sql "$@"
+        left=$(count_msgs mq)
+        if [ "$left" -eq 0 ]; then
+            [ "$SMOKE" -eq 1 ] || die "$tag: the backlog of $backlog ran dry, the tps would be wrong"
+        else
+            check_count "$tag" mq $((backlog - NXACT)) 4
+        fi
+    }
+    log "== W9 plain: W2 on $N_W9 messages without groups"
+    prepare mq "$N_W9"
+    w9_run W9-plain "$T" "$N_W9"
+    R[W9,floor]=$TPS; R[W9g10,floor]=$TPS
+    log "   plain: $TPS tps"
+    log "== W9 1000 groups: W2 on $N_W9 messages in 1,000 groups"
+    prepare_grouped "$N_W9" 1000
+    w9_run W9-g1000 "$T" "$N_W9"
+    R[W9,mq]=$TPS
+    log "   1000 groups: $TPS tps"
+    log "== W9 10 groups: W2 on $N_W9 messages in 10 groups"
+    prepare_grouped "$N_W9" 10
+    w9_run W9-g10 "$T" "$N_W9"
+    R[W9g10,mq]=$TPS
+    log "   10 groups: $TPS tps"
+    N_W9H=$((N_W9 * 3))
+    log "== W9 held: W2 for $T_W8 s on $N_W9H messages in 1,000 groups with a REPEATABLE READ transaction open"
+    prepare_grouped "$N_W9H" 1000
+    hold_xmin "W9 held"
+    w9_run W9-held "$T_W8" "$N_W9H" --progress="$PROGRESS_W8"
+    release_xmin "W9 held"
+    R[W9first,mq]=$(awk '/^progress: / { print $4; exit }' "$OUT/W9-held.log")
+    R[W9last,mq]=$(awk '/^progress: / { v = $4 } END { print v }' "$OUT/W9-held.log")
+    [ -n "${R[W9first,mq]}" ] && [ -n "${R[W9last,mq]}" ] || die "W9 held: no progress lines in $OUT/W9-held.log"
+    R[W9keep,mq]=$(awk -v a="${R[W9last,mq]}" -v b="${R[W9,mq]}" 'BEGIN { printf "%.3f", a / b }')
+    log "   held: first ${PROGRESS_W8} s ${R[W9first,mq]} tps, last ${PROGRESS_W8} s ${R[W9last,mq]} tps"
+    ROWS+=("W9|W9 W2, 1000 groups (floor: no groups)|tps")
+    ROWS+=("W9g10|W9 W2, 10 groups (floor: no groups)|tps")
+    ROWS+=("W9first|W9 1000 groups + open RR xact: first ${PROGRESS_W8} s|tps")
+    ROWS+=("W9last|W9 1000 groups + open RR xact: last ${PROGRESS_W8} s|tps")
+    ROWS+=("W9keep|W9 last ${PROGRESS_W8} s / own W9 (1000 groups) rate|frac")
+    NOTES+=("W9: receive + ack, 1 per transaction, 4 consumers, sync off; $N_W9 messages ($N_W9H with the RR transaction), message i in group i mod G; floor column = the same on messages without a group key")
+    target "W9 1000 groups / no groups" "$(ratio "${R[W9,mq]}" "${R[W9,floor]}")" ">=" 0.8
+    target "W9 held, last / own rate" "${R[W9keep,mq]}" ">=" 0.8
 fi
 
 # ------------------------------------------------------------------ table
