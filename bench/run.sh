@@ -36,7 +36,8 @@
 #   MQ_BENCH_N_W2    W2 backlog of the full run (default 1200000)
 #   MQ_BENCH_N_W4    W4 backlog of the full run (default 6000000)
 #   MQ_BENCH_N_W8    W8 backlog of the full run (default 2000000)
-#   MQ_BENCH_N_W9    W9 backlog of the full run (default 200000; with the
+#   MQ_BENCH_N_W9    W9 backlog of the full run (default 600000: 200000 ran dry
+#                    within 20 s on a quiet machine; with the
 #                    xmin horizon held: 3 times as many)
 #   CC               compiler for bench/listen.c (default cc)
 #
@@ -94,7 +95,7 @@ else
     N_W2=${MQ_BENCH_N_W2:-1200000}
     N_W4=${MQ_BENCH_N_W4:-6000000}
     N_W8=${MQ_BENCH_N_W8:-2000000}
-    N_W9=${MQ_BENCH_N_W9:-200000}
+    N_W9=${MQ_BENCH_N_W9:-600000}
     W5_RATE=1000
     N_W7=1000
     N_W7N=200
@@ -881,16 +882,25 @@ if want W9; then
     # flight (here at most 4, one per consumer).  Then with 1,000 groups
     # while a session holds the xmin horizon, as W8 (its rate against its
     # own rate without a held horizon).
-    w9_run() {  # TAG SECONDS BACKLOG [pgbench options]: run W2's script on mq
-        local tag=$1 secs=$2 backlog=$3 left
+    # w9_run TAG SECONDS BACKLOG [pgbench options]: run W2's script on mq;
+    # TPS becomes messages consumed per second: with few groups a receive
+    # can find every group's message taken (a transaction that consumes
+    # nothing), so pgbench's transactions overcount.
+    w9_run() {
+        local tag=$1 secs=$2 backlog=$3 left consumed
         shift 3
         run_pgbench "$tag" off 4 "$secs" mq_recv1.sql "$@"
         left=$(count_msgs mq)
         if [ "$left" -eq 0 ]; then
             [ "$SMOKE" -eq 1 ] || die "$tag: the backlog of $backlog ran dry, the tps would be wrong"
-        else
-            check_count "$tag" mq $((backlog - NXACT)) 4
         fi
+        consumed=$((backlog - left))
+        [ "$consumed" -le $((NXACT + 4)) ] ||
+            die "$tag: $consumed messages consumed by $NXACT transactions of one receive each"
+        [ "$consumed" -ge $((NXACT / 2)) ] || [ "$SMOKE" -eq 1 ] ||
+            die "$tag: only $consumed messages consumed by $NXACT transactions"
+        NOTES+=("$tag: $NXACT transactions, $consumed messages consumed ($((NXACT - consumed)) receives found nothing)")
+        TPS=$(awk -v c="$consumed" -v s="$secs" 'BEGIN { printf "%.1f", c / s }')
     }
     log "== W9 plain: W2 on $N_W9 messages without groups"
     prepare mq "$N_W9"
@@ -923,7 +933,7 @@ if want W9; then
     ROWS+=("W9first|W9 1000 groups + open RR xact: first ${PROGRESS_W8} s|tps")
     ROWS+=("W9last|W9 1000 groups + open RR xact: last ${PROGRESS_W8} s|tps")
     ROWS+=("W9keep|W9 last ${PROGRESS_W8} s / own W9 (1000 groups) rate|frac")
-    NOTES+=("W9: receive + ack, 1 per transaction, 4 consumers, sync off; $N_W9 messages ($N_W9H with the RR transaction), message i in group i mod G; floor column = the same on messages without a group key")
+    NOTES+=("W9: receive + ack, 1 per transaction, 4 consumers, sync off; $N_W9 messages ($N_W9H with the RR transaction), message i in group i mod G; floor column = the same on messages without a group key; W9 rates are messages consumed per second (first/last 10 s: pgbench transactions/s)")
     target "W9 1000 groups / no groups" "$(ratio "${R[W9,mq]}" "${R[W9,floor]}")" ">=" 0.8
     target "W9 held, last / own rate" "${R[W9keep,mq]}" ">=" 0.8
 fi

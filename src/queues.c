@@ -589,6 +589,16 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	qs = mq_shared_queue(q->ready_relid, q->name, true);
 	mq_xact_all_lanes_back(qs);
 	mq_xact_purged(qs);
+	/*
+	 * Groups first: deleting their rows waits for the sends in progress
+	 * (they hold them locked), whose backlog rows the next statement then
+	 * sees; the backlog before the ready table, so that a message an ack
+	 * moves up meanwhile is waited for and deleted in the ready table.
+	 */
+	mqq_exec(psprintf("DELETE FROM %s", q->group_table), SPI_OK_DELETE);
+	groups = (int64) SPI_processed;
+	mqq_exec(psprintf("DELETE FROM %s", q->backlog_table), SPI_OK_DELETE);
+	backlog = (int64) SPI_processed;
 	mqq_exec(psprintf("DELETE FROM %s RETURNING group_key IS NOT NULL", q->ready_table),
 			 SPI_OK_DELETE_RETURNING);
 	ready = (int64) SPI_processed;
@@ -611,10 +621,6 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 		if (DatumGetBool(mq_spi_get(i, 2, &isnull)))
 			groups_in_flight++;
 	}
-	mqq_exec(psprintf("DELETE FROM %s", q->backlog_table), SPI_OK_DELETE);
-	backlog = (int64) SPI_processed;
-	mqq_exec(psprintf("DELETE FROM %s", q->group_table), SPI_OK_DELETE);
-	groups = (int64) SPI_processed;
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s",
 					  quote_literal_cstr(name)), SPI_OK_DELETE);
 	/* exactly what left: the gauges stay exact without a recount */
