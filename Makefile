@@ -20,6 +20,7 @@ OBJS = \
 	src/xact.o \
 	src/plans.o \
 	src/insert.o \
+	src/group.o \
 	src/take.o \
 	src/retry.o \
 	src/promote.o \
@@ -39,7 +40,7 @@ OBJS = \
 
 DATA = sql/mq--0.1.sql sql/mq--0.2.sql sql/mq--0.1--0.2.sql
 
-REGRESS = queues send receive ack_nack deadletter metrics errors topics privileges limits nulls failing readme
+REGRESS = queues send receive ack_nack deadletter metrics errors topics privileges limits nulls failing groups readme
 REGRESS_OPTS = --temp-config=$(srcdir)/test/mq.conf --temp-instance=tmp_check_regress --inputdir=$(srcdir)
 
 PG_CONFIG ?= pg_config

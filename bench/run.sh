@@ -12,8 +12,8 @@
 #   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
 #               exit status 0 only if every pgbench run was clean
 #   --only L    run only the workloads of the comma-separated list L:
-#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W8b W10 W11 W12 W13 WC
-#               (W6 includes W6b)
+#               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W8b W9 W10 W11 W12 W13
+#               WC (W6 includes W6b)
 #   --clients   the same as --only WC (bench/clients.sh)
 #
 # Workloads (bench/RESULTS.md says more): W1 send; W1n W1 with mq.notify on
@@ -22,7 +22,9 @@
 # subscribed queues vs 10 sends; W6b publish that matches none of 1,000
 # subscriptions vs 1 send; W7 blocking-receive wake-up latency vs polling
 # every 1 ms; W7n latency from a committed send to its NOTIFY; W8 W2 with the
-# xmin horizon held; W8b W8 with blocking receives; W10 a 3-minute soak of 2
+# xmin horizon held; W8b W8 with blocking receives; W9 W2 on messages with
+# group keys (1,000 and 10 groups; and with the xmin horizon held), against
+# W2 on the same backlog without groups; W10 a 3-minute soak of 2
 # producers and 2 consumers with the horizon held, sampled every 15 s, then
 # 1 minute after it is released (smoke: 6 s + 4 s, samples every 2 s); W11
 # many idle queues (the worker's cost, and throughput of the active ones);
@@ -55,6 +57,9 @@
 #   MQ_BENCH_N_W13   W13 waiting sessions of the full run (default 200)
 #   MQ_BENCH_N_WC    WC: messages each client drains (default 100000)
 #   MQ_PYTHON        WC: python with psycopg 3 (default /usr/bin/python3)
+#   MQ_BENCH_N_W9    W9 backlog of the full run (default 600000: 200000 ran dry
+#                    within 20 s on a quiet machine; with the
+#                    xmin horizon held: 3 times as many)
 #   CC               compiler for bench/listen.c (default cc)
 #
 # The cluster lives in a mktemp directory, listens only on a unix socket in
@@ -85,7 +90,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 W8B W10 W11 W12 W13 WC"
+ALL_WORKLOADS="W1 W1N W2 W3 W4 W5 W6 W6B W7 W7N W8 W8B W9 W10 W11 W12 W13 WC"
 ONLY=$(echo "$ONLY" | tr ',a-z' ' A-Z')
 for w in $ONLY; do
     case " $ALL_WORKLOADS " in *" $w "*) ;; *) echo "bench: unknown workload '$w' in --only" >&2; exit 2 ;; esac
@@ -104,6 +109,7 @@ if [ "$SMOKE" -eq 1 ]; then
     N_W4=20000
     N_W8=3000
     N_WC=3000       # WC: messages each client worker drains
+    N_W9=2000
     W5_RATE=200     # W5: total producer rate, messages/s
     N_W7=50         # W7: wake-ups measured
     N_W7N=30        # W7n: notifications measured
@@ -130,6 +136,7 @@ else
     N_W4=${MQ_BENCH_N_W4:-6000000}
     N_W8=${MQ_BENCH_N_W8:-2000000}
     N_WC=${MQ_BENCH_N_WC:-100000}
+    N_W9=${MQ_BENCH_N_W9:-600000}
     W5_RATE=1000
     N_W7=1000
     N_W7N=200
@@ -352,6 +359,30 @@ prepare() {
     local have
     have=$(count_msgs "$side")
     [ "$have" = "$n" ] || die "$side: loaded $n messages but the queue holds $have"
+}
+
+# Empty the queues, then load $1 messages into mq with group keys g0 ..
+# g($2 - 1), message i in group i mod $2 (the groups interleave, as
+# independent senders would make them).
+prepare_grouped() {
+    local n=$1 groups=$2
+    prepare mq 0
+    local t0=$SECONDS left=$n k start=0
+    log "   loading $n messages in $groups groups into mq"
+    while [ "$left" -gt 0 ]; do
+        k=$(( left > 10000 ? 10000 : left ))
+        echo "SELECT count(*) FROM mq.send_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]),"
+        echo "  group_keys => ARRAY(SELECT 'g' || (i % $groups) FROM generate_series($start, $((start + k - 1))) i));"
+        left=$((left - k))
+        start=$((start + k))
+    done | sql_in >/dev/null || die "loading grouped messages failed"
+    sql -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null || die "vacuum/checkpoint failed"
+    log "   loaded, vacuumed and checkpointed in $((SECONDS - t0)) s"
+    local have
+    have=$(count_msgs mq)
+    [ "$have" = "$n" ] || die "mq: loaded $n grouped messages but the queue holds $have"
+    have=$(sql -c "SELECT groups FROM mq.metrics('bench')")
+    [ "$have" = "$groups" ] || [ "$n" -lt "$groups" ] || die "mq: loaded $groups groups but the queue has $have"
 }
 
 # Messages in the queue of side $1 (ready, in flight or delayed).
@@ -905,6 +936,11 @@ w8_run() {
     log "   $side: first ${PROGRESS_W8} s $first tps, last ${PROGRESS_W8} s $last tps, overall $TPS"
 }
 
+# hold_xmin TAG / release_xmin TAG: start_holder / stop_holder for the
+# length of a W8-like run
+hold_xmin() { start_holder "$1" $((T_W8 + 120)); }
+release_xmin() { stop_holder "$1"; }
+
 if want W8; then
     # W2 on a bigger backlog while another session holds a REPEATABLE READ
     # snapshot (and with it the xmin horizon) for the whole run.
@@ -1333,6 +1369,69 @@ if want WC; then
         target "WC $client / W2" "$(ratio "${R[WC$client,mq]}" "${R[WC$client,floor]}")" ">=" 0.5
     done
     NOTES+=("WC: worker msg/s draining $N_WC messages (start to last ack) vs W2 (pgbench, 4 clients, sync off) just before it")
+fi
+
+if want W9; then
+    # W2 (receive + ack, one per transaction, 4 consumers) on messages with
+    # group keys, against W2 on the same backlog without: the floor column
+    # is mq without groups.  Then with 10 groups: at most 10 messages in
+    # flight (here at most 4, one per consumer).  Then with 1,000 groups
+    # while a session holds the xmin horizon, as W8 (its rate against its
+    # own rate without a held horizon).
+    # w9_run TAG SECONDS BACKLOG [pgbench options]: run W2's script on mq;
+    # TPS becomes messages consumed per second: with few groups a receive
+    # can find every group's message taken (a transaction that consumes
+    # nothing), so pgbench's transactions overcount.
+    w9_run() {
+        local tag=$1 secs=$2 backlog=$3 left consumed
+        shift 3
+        run_pgbench "$tag" off 4 "$secs" mq_recv1.sql "$@"
+        left=$(count_msgs mq)
+        if [ "$left" -eq 0 ]; then
+            [ "$SMOKE" -eq 1 ] || die "$tag: the backlog of $backlog ran dry, the tps would be wrong"
+        fi
+        consumed=$((backlog - left))
+        [ "$consumed" -le $((NXACT + 4)) ] ||
+            die "$tag: $consumed messages consumed by $NXACT transactions of one receive each"
+        [ "$consumed" -ge $((NXACT / 2)) ] || [ "$SMOKE" -eq 1 ] ||
+            die "$tag: only $consumed messages consumed by $NXACT transactions"
+        NOTES+=("$tag: $NXACT transactions, $consumed messages consumed ($((NXACT - consumed)) receives found nothing)")
+        TPS=$(awk -v c="$consumed" -v s="$secs" 'BEGIN { printf "%.1f", c / s }')
+    }
+    log "== W9 plain: W2 on $N_W9 messages without groups"
+    prepare mq "$N_W9"
+    w9_run W9-plain "$T" "$N_W9"
+    R[W9,floor]=$TPS; R[W9g10,floor]=$TPS
+    log "   plain: $TPS tps"
+    log "== W9 1000 groups: W2 on $N_W9 messages in 1,000 groups"
+    prepare_grouped "$N_W9" 1000
+    w9_run W9-g1000 "$T" "$N_W9"
+    R[W9,mq]=$TPS
+    log "   1000 groups: $TPS tps"
+    log "== W9 10 groups: W2 on $N_W9 messages in 10 groups"
+    prepare_grouped "$N_W9" 10
+    w9_run W9-g10 "$T" "$N_W9"
+    R[W9g10,mq]=$TPS
+    log "   10 groups: $TPS tps"
+    N_W9H=$((N_W9 * 3))
+    log "== W9 held: W2 for $T_W8 s on $N_W9H messages in 1,000 groups with a REPEATABLE READ transaction open"
+    prepare_grouped "$N_W9H" 1000
+    hold_xmin "W9 held"
+    w9_run W9-held "$T_W8" "$N_W9H" --progress="$PROGRESS_W8"
+    release_xmin "W9 held"
+    R[W9first,mq]=$(awk '/^progress: / { print $4; exit }' "$OUT/W9-held.log")
+    R[W9last,mq]=$(awk '/^progress: / { v = $4 } END { print v }' "$OUT/W9-held.log")
+    [ -n "${R[W9first,mq]}" ] && [ -n "${R[W9last,mq]}" ] || die "W9 held: no progress lines in $OUT/W9-held.log"
+    R[W9keep,mq]=$(awk -v a="${R[W9last,mq]}" -v b="${R[W9,mq]}" 'BEGIN { printf "%.3f", a / b }')
+    log "   held: first ${PROGRESS_W8} s ${R[W9first,mq]} tps, last ${PROGRESS_W8} s ${R[W9last,mq]} tps"
+    ROWS+=("W9|W9 W2, 1000 groups (floor: no groups)|tps")
+    ROWS+=("W9g10|W9 W2, 10 groups (floor: no groups)|tps")
+    ROWS+=("W9first|W9 1000 groups + open RR xact: first ${PROGRESS_W8} s|tps")
+    ROWS+=("W9last|W9 1000 groups + open RR xact: last ${PROGRESS_W8} s|tps")
+    ROWS+=("W9keep|W9 last ${PROGRESS_W8} s / own W9 (1000 groups) rate|frac")
+    NOTES+=("W9: receive + ack, 1 per transaction, 4 consumers, sync off; $N_W9 messages ($N_W9H with the RR transaction), message i in group i mod G; floor column = the same on messages without a group key; W9 rates are messages consumed per second (first/last 10 s: pgbench transactions/s)")
+    target "W9 1000 groups / no groups" "$(ratio "${R[W9,mq]}" "${R[W9,floor]}")" ">=" 0.8
+    target "W9 held, last / own rate" "${R[W9keep,mq]}" ">=" 0.8
 fi
 
 # ------------------------------------------------------------------ table

@@ -107,6 +107,8 @@ $$;
 
 ALTER TABLE mq.dead_letters RENAME TO dead_letter_store;
 ALTER TABLE mq.archive RENAME TO archive_store;
+-- message groups: a dead letter keeps its group (as in mq--0.2.sql)
+ALTER TABLE mq.dead_letter_store ADD COLUMN group_key text;
 
 -- The creator of each queue (today the owner of its tables) keeps every
 -- privilege; the tables go to the extension's owner.
@@ -170,10 +172,16 @@ CREATE FUNCTION mq._may_observe(queue text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_may_observe' LANGUAGE C STABLE STRICT;
 
+-- Whether a queue holds messages with a group key (mq.queues.grouped).
+CREATE FUNCTION mq._queue_grouped(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_queue_grouped' LANGUAGE C VOLATILE STRICT;
+
 -- CREATE OR REPLACE (not DROP): views of users may be built on these.
 CREATE OR REPLACE VIEW mq.queues WITH (security_barrier) AS
     SELECT queue, created_at, max_attempts, visibility_timeout, retry_delay,
-           retry_delay_max, dead_letter_queue, retention, unlogged, owner
+           retry_delay_max, dead_letter_queue, retention, unlogged, owner,
+           mq._queue_grouped(queue) AS grouped
       FROM mq.queue_catalog
      WHERE mq._may_observe(queue);
 
@@ -190,7 +198,7 @@ CREATE VIEW mq.queue_privileges WITH (security_barrier) AS
 
 CREATE VIEW mq.dead_letters WITH (security_barrier) AS
     SELECT queue, id, message, headers, attempts, last_error, enqueued_at,
-           dead_at, priority
+           dead_at, priority, group_key
       FROM mq.dead_letter_store
      WHERE mq._may_observe(queue);
 
@@ -311,6 +319,109 @@ BEGIN
 END
 $$;
 
+-- Message groups (README, "Message groups"): the columns of the ready and
+-- wait tables, the partial indexes of runs, the group table and the
+-- backlog of every queue, made as mq.create_queue makes them (src/queues.c).
+-- Tables made by an extension script would be members of the extension,
+-- and pg_dump would leave their rows out: they leave it, and a queue
+-- table's first use records its dependency on the extension instead, as
+-- for every queue table (src/catalog.c).
+DO $$
+DECLARE
+    q record;
+    r record;
+    kind text;
+    opts constant text := ' WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000)';
+BEGIN
+    FOR q IN SELECT queue, unlogged FROM mq.queue_catalog LOOP
+        kind := CASE WHEN q.unlogged THEN 'UNLOGGED ' ELSE '' END;
+        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text,'
+                                  ' ADD COLUMN gseq pg_catalog.int8, ADD COLUMN run_start pg_catalog.int8',
+                                  'q_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text,'
+                                  ' ADD COLUMN gseq pg_catalog.int8, ADD COLUMN run_start pg_catalog.int8',
+                                  'w_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON mq.%I (run_start) WHERE run_start IS NOT NULL',
+                                  'qr_' OPERATOR(pg_catalog.||) q.queue, 'q_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON mq.%I (run_start) WHERE run_start IS NOT NULL',
+                                  'wr_' OPERATOR(pg_catalog.||) q.queue, 'w_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text NOT NULL,'
+                                  ' CONSTRAINT %I PRIMARY KEY (group_key))%s',
+                                  kind, 'g_' OPERATOR(pg_catalog.||) q.queue,
+                                  'gk_' OPERATOR(pg_catalog.||) q.queue, opts);
+        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text NOT NULL,'
+                                  ' gseq pg_catalog.int8 NOT NULL, vt pg_catalog.timestamptz NOT NULL,'
+                                  ' id pg_catalog.int8 NOT NULL, priority pg_catalog.int4 NOT NULL,'
+                                  ' attempt pg_catalog.int4 NOT NULL, enqueued_at pg_catalog.timestamptz NOT NULL,'
+                                  ' message pg_catalog.jsonb NOT NULL, headers pg_catalog.jsonb,'
+                                  ' dedup_key pg_catalog.text, last_error pg_catalog.text)%s',
+                                  kind, 'b_' OPERATOR(pg_catalog.||) q.queue, opts);
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON mq.%I (group_key, gseq)',
+                                  'bi_' OPERATOR(pg_catalog.||) q.queue, 'b_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('ALTER EXTENSION mq DROP TABLE mq.%I', 'g_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('ALTER EXTENSION mq DROP TABLE mq.%I', 'b_' OPERATOR(pg_catalog.||) q.queue);
+        -- grants of default privileges, as create_queue takes them back
+        FOR r IN SELECT DISTINCT c.relname, a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                  WHERE c.relnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
+                    AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['g_' OPERATOR(pg_catalog.||) q.queue,
+                                                                    'b_' OPERATOR(pg_catalog.||) q.queue])
+                    AND a.grantee OPERATOR(pg_catalog.<>) c.relowner LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON mq.%I FROM %s', r.relname,
+                CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
+        END LOOP;
+    END LOOP;
+END
+$$;
+ALTER TYPE mq.message ADD ATTRIBUTE group_key text;
+ALTER TYPE mq.queue_metrics ADD ATTRIBUTE groups bigint;
+ALTER TYPE mq.queue_metrics ADD ATTRIBUTE groups_ready bigint;
+ALTER TYPE mq.queue_metrics ADD ATTRIBUTE groups_in_flight bigint;
+
+DROP FUNCTION mq.send(text, jsonb, jsonb, interval, integer, text);
+CREATE FUNCTION mq.send(
+    queue text,
+    message jsonb,
+    headers jsonb DEFAULT NULL,
+    delay interval DEFAULT '0',
+    priority integer DEFAULT 0,
+    dedup_key text DEFAULT NULL,
+    group_key text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mq_send' LANGUAGE C VOLATILE;
+
+DROP FUNCTION mq.send_batch(text, jsonb[], jsonb[], interval, integer);
+CREATE FUNCTION mq.send_batch(
+    queue text,
+    messages jsonb[],
+    headers jsonb[] DEFAULT NULL,
+    delay interval DEFAULT '0',
+    priority integer DEFAULT 0,
+    group_key text DEFAULT NULL,
+    group_keys text[] DEFAULT NULL)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'mq_send_batch' LANGUAGE C VOLATILE ROWS 100;
+
+DROP FUNCTION mq.receive(text, integer, interval, interval);
+CREATE FUNCTION mq.receive(
+    queue text,
+    quantity integer DEFAULT 1,
+    visibility_timeout interval DEFAULT NULL,
+    wait interval DEFAULT '0',
+    per_group integer DEFAULT 1)
+RETURNS SETOF mq.message
+AS 'MODULE_PATHNAME', 'mq_receive' LANGUAGE C VOLATILE ROWS 10;
+
+DROP FUNCTION mq.publish(text, jsonb, jsonb, interval);
+CREATE FUNCTION mq.publish(
+    topic text,
+    message jsonb,
+    headers jsonb DEFAULT NULL,
+    delay interval DEFAULT '0',
+    group_key text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mq_publish' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION mq.ack(queue text, id bigint, receipt text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_ack' LANGUAGE C VOLATILE;
@@ -346,9 +457,9 @@ GRANT EXECUTE ON FUNCTION
     mq.create_queue(text, integer, interval, interval, interval, text, interval, boolean),
     mq.alter_queue(text, integer, interval, interval, interval, text, interval, boolean),
     mq.drop_queue(text), mq.purge_queue(text),
-    mq.send(text, jsonb, jsonb, interval, integer, text),
-    mq.send_batch(text, jsonb[], jsonb[], interval, integer),
-    mq.receive(text, integer, interval, interval),
+    mq.send(text, jsonb, jsonb, interval, integer, text, text),
+    mq.send_batch(text, jsonb[], jsonb[], interval, integer, text, text[]),
+    mq.receive(text, integer, interval, interval, integer),
     mq.ack(text, bigint), mq.ack(text, bigint[]),
     mq.ack(text, bigint, text), mq.ack(text, bigint[], text[]),
     mq.nack(text, bigint, interval, text, text),
@@ -357,9 +468,9 @@ GRANT EXECUTE ON FUNCTION
     mq.redrive(text, integer),
     mq.metrics(text), mq.metrics(), mq.metrics_prometheus(), mq.maintain(),
     mq.subscribe(text, text, jsonb), mq.unsubscribe(text, text),
-    mq.publish(text, jsonb, jsonb, interval),
+    mq.publish(text, jsonb, jsonb, interval, text),
     mq.grant(text, regrole, text[]), mq.revoke(text, regrole, text[]),
     mq.grant_create(regrole), mq.revoke_create(regrole),
     mq.grant_topic(text, regrole, text[]), mq.revoke_topic(text, regrole, text[]),
-    mq._may_observe(text)
+    mq._may_observe(text), mq._queue_grouped(text)
     TO PUBLIC;

@@ -56,6 +56,7 @@ CREATE TABLE mq.dead_letter_store (
     enqueued_at timestamptz NOT NULL,
     dead_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     priority    integer NOT NULL DEFAULT 0,
+    group_key   text,       -- its message group: a redrive sends it back into it
     PRIMARY KEY (queue, id)
 );
 CREATE INDEX dead_letters_queue_dead_at ON mq.dead_letter_store (queue, dead_at);
@@ -106,7 +107,8 @@ CREATE TYPE mq.message AS (
     enqueued_at timestamptz,
     visible_at  timestamptz,
     priority    integer,
-    receipt     text        -- names this delivery: ack, nack, extend take it
+    receipt     text,       -- names this delivery: ack, nack, extend take it
+    group_key   text        -- its message group (mq.send's group_key), or NULL
 );
 
 -- Privileges --------------------------------------------------------------
@@ -145,9 +147,15 @@ CREATE FUNCTION mq._may_observe(queue text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'mq_may_observe' LANGUAGE C STABLE STRICT;
 
+-- Whether a queue holds messages with a group key (mq.queues.grouped).
+CREATE FUNCTION mq._queue_grouped(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mq_queue_grouped' LANGUAGE C VOLATILE STRICT;
+
 CREATE VIEW mq.queues WITH (security_barrier) AS
     SELECT queue, created_at, max_attempts, visibility_timeout, retry_delay,
-           retry_delay_max, dead_letter_queue, retention, unlogged, owner
+           retry_delay_max, dead_letter_queue, retention, unlogged, owner,
+           mq._queue_grouped(queue) AS grouped
       FROM mq.queue_catalog
      WHERE mq._may_observe(queue);
 
@@ -158,7 +166,7 @@ CREATE VIEW mq.queue_privileges WITH (security_barrier) AS
 
 CREATE VIEW mq.dead_letters WITH (security_barrier) AS
     SELECT queue, id, message, headers, attempts, last_error, enqueued_at,
-           dead_at, priority
+           dead_at, priority, group_key
       FROM mq.dead_letter_store
      WHERE mq._may_observe(queue);
 
@@ -237,7 +245,8 @@ CREATE FUNCTION mq.send(
     headers jsonb DEFAULT NULL,
     delay interval DEFAULT '0',
     priority integer DEFAULT 0,
-    dedup_key text DEFAULT NULL)
+    dedup_key text DEFAULT NULL,
+    group_key text DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mq_send' LANGUAGE C VOLATILE;
 
@@ -246,7 +255,9 @@ CREATE FUNCTION mq.send_batch(
     messages jsonb[],
     headers jsonb[] DEFAULT NULL,
     delay interval DEFAULT '0',
-    priority integer DEFAULT 0)
+    priority integer DEFAULT 0,
+    group_key text DEFAULT NULL,
+    group_keys text[] DEFAULT NULL)
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'mq_send_batch' LANGUAGE C VOLATILE ROWS 100;
 
@@ -256,7 +267,8 @@ CREATE FUNCTION mq.receive(
     queue text,
     quantity integer DEFAULT 1,
     visibility_timeout interval DEFAULT NULL,
-    wait interval DEFAULT '0')
+    wait interval DEFAULT '0',
+    per_group integer DEFAULT 1)
 RETURNS SETOF mq.message
 AS 'MODULE_PATHNAME', 'mq_receive' LANGUAGE C VOLATILE ROWS 10;
 
@@ -312,7 +324,10 @@ CREATE TYPE mq.queue_metrics AS (
     oldest_ready_age    interval,
     total_sent          bigint,
     total_acked         bigint,
-    total_dead_lettered bigint
+    total_dead_lettered bigint,
+    groups              bigint,     -- message groups that have messages
+    groups_ready        bigint,     -- of those, groups whose next message is ready
+    groups_in_flight    bigint      -- groups with a message in flight
 );
 
 CREATE FUNCTION mq.metrics(queue text)
@@ -390,7 +405,8 @@ CREATE FUNCTION mq.publish(
     topic text,
     message jsonb,
     headers jsonb DEFAULT NULL,
-    delay interval DEFAULT '0')
+    delay interval DEFAULT '0',
+    group_key text DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mq_publish' LANGUAGE C VOLATILE;
 
@@ -405,9 +421,9 @@ GRANT EXECUTE ON FUNCTION
     mq.create_queue(text, integer, interval, interval, interval, text, interval, boolean),
     mq.alter_queue(text, integer, interval, interval, interval, text, interval, boolean),
     mq.drop_queue(text), mq.purge_queue(text),
-    mq.send(text, jsonb, jsonb, interval, integer, text),
-    mq.send_batch(text, jsonb[], jsonb[], interval, integer),
-    mq.receive(text, integer, interval, interval),
+    mq.send(text, jsonb, jsonb, interval, integer, text, text),
+    mq.send_batch(text, jsonb[], jsonb[], interval, integer, text, text[]),
+    mq.receive(text, integer, interval, interval, integer),
     mq.ack(text, bigint), mq.ack(text, bigint[]),
     mq.ack(text, bigint, text), mq.ack(text, bigint[], text[]),
     mq.nack(text, bigint, interval, text, text),
@@ -416,9 +432,9 @@ GRANT EXECUTE ON FUNCTION
     mq.redrive(text, integer),
     mq.metrics(text), mq.metrics(), mq.metrics_prometheus(), mq.maintain(),
     mq.subscribe(text, text, jsonb), mq.unsubscribe(text, text),
-    mq.publish(text, jsonb, jsonb, interval),
+    mq.publish(text, jsonb, jsonb, interval, text),
     mq.grant(text, regrole, text[]), mq.revoke(text, regrole, text[]),
     mq.grant_create(regrole), mq.revoke_create(regrole),
     mq.grant_topic(text, regrole, text[]), mq.revoke_topic(text, regrole, text[]),
-    mq._may_observe(text)
+    mq._may_observe(text), mq._queue_grouped(text)
     TO PUBLIC;

@@ -113,7 +113,7 @@ SELECT mq.alter_queue('payments', visibility_timeout => '2 minutes');
 SELECT mq.create_queue('old_jobs');
 SELECT mq.drop_queue('old_jobs') AS dropped, mq.drop_queue('no_such_queue') AS no_such;
 
--- README.md, `mq.send(queue, message, headers, delay, priority, dedup_key)` → `bigint`
+-- README.md, `mq.send(queue, message, headers, delay, priority, dedup_key, group_key)` → `bigint`
 -- the transactional outbox: the order and its e-mail commit together
 CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL);
 BEGIN;
@@ -124,14 +124,14 @@ COMMIT;
 -- the same dedup key while that message is in the queue: the same message
 SELECT mq.send('emails', '{"order": 42}', dedup_key => 'order-42-confirmation') = :id AS same_message;
 
--- README.md, `mq.send_batch(queue, messages, headers, delay, priority)` → `SETOF bigint`
+-- README.md, `mq.send_batch(queue, messages, headers, delay, priority, group_key, group_keys)` → `SETOF bigint`
 SELECT count(*) AS sent FROM mq.send_batch('emails', ARRAY['{"n": 1}', '{"n": 2}']::jsonb[]);
 
--- README.md, `mq.receive(queue, quantity, visibility_timeout, wait)` → `SETOF mq.message`
+-- README.md, `mq.receive(queue, quantity, visibility_timeout, wait, per_group)` → `SETOF mq.message`
 -- up to 10 messages, leased for 10 minutes; each row also has its id and receipt
 SELECT message, headers, attempt, priority FROM mq.receive('emails', 10, visibility_timeout => '10 minutes');
 
--- README.md, `mq.receive(queue, quantity, visibility_timeout, wait)` → `SETOF mq.message`
+-- README.md, `mq.receive(queue, quantity, visibility_timeout, wait, per_group)` → `SETOF mq.message`
 SELECT mq.send('emails', '{"n": 3}') AS id \gset
 -- a consumer loop: block up to 20 s for up to 10 messages, handle them, ack them
 SELECT array_agg(id) AS ids, array_agg(receipt) AS receipts
@@ -166,6 +166,22 @@ SELECT mq.send('emails', '{"n": 9}') AS id \gset
 SELECT count(*) AS received FROM mq.receive('emails');
 SELECT mq.extend('emails', :id, '5 minutes') > now() + interval '4 minutes' AS extended;
 
+-- README.md, Message groups: `group_key`
+SELECT mq.create_queue('order_events');
+SELECT mq.send('order_events', '{"order": 7, "event": "created"}', group_key => 'order-7') AS m1 \gset
+SELECT mq.send('order_events', '{"order": 7, "event": "paid"}', group_key => 'order-7') AS m2 \gset
+SELECT mq.send('order_events', '{"order": 8, "event": "created"}', group_key => 'order-8') AS m3 \gset
+-- one message per group: order 7's "paid" waits for its "created"
+SELECT array_agg(id ORDER BY group_key) AS ids, array_agg(receipt ORDER BY group_key) AS receipts,
+       string_agg(group_key || ' ' || (message->>'event'), ', ' ORDER BY group_key) AS got
+  FROM mq.receive('order_events', 10) \gset
+\echo :got
+SELECT message->>'event' AS event FROM mq.receive('order_events', 10);
+-- once order 7's "created" is acked, its "paid" comes
+SELECT mq.ack('order_events', (:'ids'::bigint[])[1], (:'receipts'::text[])[1]) AS acked;
+SELECT group_key, message->>'event' AS event FROM mq.receive('order_events', 10);
+SELECT groups, groups_ready, groups_in_flight FROM mq.metrics('order_events');
+
 -- README.md, Dead letters: view `mq.dead_letters` and `mq.redrive(queue, max_messages)` → `bigint`
 SELECT mq.create_queue('reports', max_attempts => 1);
 SELECT mq.send('reports', '{"report": "daily"}') AS id \gset
@@ -185,7 +201,7 @@ SELECT mq.subscribe('billing', 'orders.*.refunded');
 SELECT mq.unsubscribe('billing', 'orders.*.refunded') AS removed,
        mq.unsubscribe('billing', 'orders.*.refunded') AS again;
 
--- README.md, `mq.publish(topic, message, headers, delay)` → `integer`
+-- README.md, `mq.publish(topic, message, headers, delay, group_key)` → `integer`
 SELECT mq.publish('orders.eu.paid', '{"order": 42}', headers => '{"level": "high"}') AS queues;
 SELECT headers FROM mq.receive('billing');
 

@@ -4,6 +4,7 @@
  *	  Settling leased messages: mq.ack (one id or an array), mq.nack
  *	  (a retry after the backoff, or a dead letter on the last attempt:
  *	  src/retry.c), and mq.extend, the heartbeat that moves a lease end.
+ *	  An acked message of a group lets its group go on (src/group.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@
 #include "xact.h"
 #include "plans.h"
 #include "retry.h"
+#include "group.h"
 
 PG_FUNCTION_INFO_V1(mq_ack);
 PG_FUNCTION_INFO_V1(mq_ack_many);
@@ -71,24 +73,78 @@ mqa_receipts_arg(ArrayType *receipts, int nids)
 	return construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 }
 
-/* Count what an ack plan deleted; returns the number of rows. */
+/* A grouped message an ack removed: its group goes on after it. */
+typedef struct MqaSettled
+{
+	text	   *key;
+	int64		gseq;
+	int64		run_start;
+	int64		id;
+} MqaSettled;
+
+static int
+mqa_settled_cmp(const void *a, const void *b)
+{
+	const MqaSettled *x = a;
+	const MqaSettled *y = b;
+	int			lx = VARSIZE_ANY_EXHDR(x->key);
+	int			ly = VARSIZE_ANY_EXHDR(y->key);
+	int			c = memcmp(VARDATA_ANY(x->key), VARDATA_ANY(y->key), Min(lx, ly));
+
+	if (c != 0)
+		return c;
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return x->gseq < y->gseq ? -1 : x->gseq > y->gseq ? 1 : 0;
+}
+
+/*
+ * Count what an ack plan deleted, and let the groups of grouped messages
+ * go on (in group-key order, so that two acks of many lock groups in one
+ * order); returns the number of rows.
+ */
 static int64
 mqa_count_acked(MqQueue *q)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
 	int64		leased = 0;
+	int64		grouped_leased = 0;
+	uint64		n = SPI_processed;
+	MqaSettled *settled = NULL;
+	int			nsettled = 0;
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
+		bool		was_leased = DatumGetBool(mq_spi_get(i, 1, &isnull));
+		Datum		key = mq_spi_get(i, 2, &isnull);
 
-		if (DatumGetBool(mq_spi_get(i, 1, &isnull)))
+		if (was_leased)
 			leased++;
+		if (isnull)
+			continue;
+		if (was_leased)
+			grouped_leased++;
+		if (settled == NULL)
+			settled = palloc(sizeof(MqaSettled) * n);
+		settled[nsettled].key = DatumGetTextPP(key);
+		settled[nsettled].gseq = DatumGetInt64(mq_spi_get(i, 3, &isnull));
+		settled[nsettled].run_start = DatumGetInt64(mq_spi_get(i, 4, &isnull));
+		if (isnull)
+			settled[nsettled].run_start = 0;
+		settled[nsettled].id = mq_spi_int8(i, 5);
+		nsettled++;
 	}
 	mq_xact_count(qs, MQC_IN_FLIGHT, -leased);
-	mq_xact_count(qs, MQC_DELAYED, -((int64) SPI_processed - leased));
-	mq_xact_count(qs, MQC_TOTAL_ACKED, (int64) SPI_processed);
-	return (int64) SPI_processed;
+	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -grouped_leased);
+	mq_xact_count(qs, MQC_DELAYED, -((int64) n - leased));
+	mq_xact_count(qs, MQC_TOTAL_ACKED, (int64) n);
+	if (nsettled > 1)
+		qsort(settled, nsettled, sizeof(MqaSettled), mqa_settled_cmp);
+	for (int i = 0; i < nsettled; i++)
+		mq_group_settled(q, settled[i].key, settled[i].gseq, settled[i].run_start,
+						 settled[i].id);
+	return (int64) n;
 }
 
 Datum
@@ -177,6 +233,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	int32		attempt;
 	bool		isnull;
 	bool		leased;
+	bool		grouped;
 
 	if (delay && mq_interval_negative(delay))
 		ereport(ERROR,
@@ -199,6 +256,7 @@ mq_nack(PG_FUNCTION_ARGS)
 	}
 	attempt = DatumGetInt32(mq_spi_get(0, 1, &isnull));
 	leased = DatumGetBool(mq_spi_get(0, 2, &isnull));
+	grouped = DatumGetBool(mq_spi_get(0, 3, &isnull));
 	if (!leased)
 	{
 		mq_call_end(&call);
@@ -206,7 +264,8 @@ mq_nack(PG_FUNCTION_ARGS)
 	}
 
 	/* a retry is a wait row: publish the clock its time counts from */
-	mq_attempt_failed(q, qs, id, attempt, mq_slot_note_wait(qs), delay, error, mq_now());
+	mq_attempt_failed(q, qs, id, attempt, mq_slot_note_wait(qs), delay, error, grouped,
+					  mq_now());
 	mq_call_end(&call);
 	PG_RETURN_BOOL(true);
 }

@@ -123,6 +123,10 @@ mqc_free(MqQueue *q)
 		pfree(q->ready_table);
 	if (q->wait_table)
 		pfree(q->wait_table);
+	if (q->group_table)
+		pfree(q->group_table);
+	if (q->backlog_table)
+		pfree(q->backlog_table);
 	if (q->grantees)
 		pfree(q->grantees);
 	if (q->privileges)
@@ -372,6 +376,21 @@ mqc_owned_by_extension(Oid relid)
 	return owner == mq_extension_owner();
 }
 
+/* All four tables of the queue exist (q_, w_, g_, b_). */
+static bool
+mqc_tables_exist(MqQueue *q)
+{
+	return OidIsValid(q->ready_relid) && OidIsValid(q->wait_relid) &&
+		OidIsValid(q->group_relid) && OidIsValid(q->backlog_relid);
+}
+
+static bool
+mqc_tables_owned(MqQueue *q)
+{
+	return mqc_owned_by_extension(q->ready_relid) && mqc_owned_by_extension(q->wait_relid) &&
+		mqc_owned_by_extension(q->group_relid) && mqc_owned_by_extension(q->backlog_relid);
+}
+
 /* The grants of a queue (mq.privilege_catalog) into q, in CacheMemoryContext. */
 static void
 mqc_load_privileges(MqQueue *q, Datum name)
@@ -477,36 +496,42 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 	q->ready_relid = get_relname_relid(rel, nsp);
 	snprintf(rel, sizeof(rel), "w_%s", name);
 	q->wait_relid = get_relname_relid(rel, nsp);
+	snprintf(rel, sizeof(rel), "g_%s", name);
+	q->group_relid = get_relname_relid(rel, nsp);
+	snprintf(rel, sizeof(rel), "b_%s", name);
+	q->backlog_relid = get_relname_relid(rel, nsp);
 
 	/*
 	 * Tables missing, or not the extension owner's: a drop_queue that
 	 * committed since the row was read looks the same.  Read the row again,
 	 * with a newer snapshot: if it is gone, so is the queue.
 	 */
-	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid) ||
-		 !mqc_owned_by_extension(q->ready_relid) || !mqc_owned_by_extension(q->wait_relid)) &&
-		!mqc_row_exists_now(arg))
+	if ((!mqc_tables_exist(q) || !mqc_tables_owned(q)) && !mqc_row_exists_now(arg))
 		return false;
-	if ((!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid)) && damaged)
+	if (!mqc_tables_exist(q) && damaged)
 	{
 		*damaged = true;
 		return false;
 	}
-	if (!OidIsValid(q->ready_relid) || !OidIsValid(q->wait_relid))
+	if (!mqc_tables_exist(q))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("tables of queue \"%s\" are missing", name),
 				 errhint("Drop the queue with mq.drop_queue and create it again.")));
 	/* mq owns its storage: a table owned by anyone else may run their code */
-	if (!mqc_owned_by_extension(q->ready_relid) || !mqc_owned_by_extension(q->wait_relid))
+	if (!mqc_tables_owned(q))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("tables of queue \"%s\" are not owned by the owner of extension \"mq\"", name),
 				 errhint("Give them back with ALTER TABLE ... OWNER TO the extension's owner.")));
 	mqc_ensure_extension_dependency(q->ready_relid);
 	mqc_ensure_extension_dependency(q->wait_relid);
+	mqc_ensure_extension_dependency(q->group_relid);
+	mqc_ensure_extension_dependency(q->backlog_relid);
 	q->ready_table = mqc_table_name("q_", name);
 	q->wait_table = mqc_table_name("w_", name);
+	q->group_table = mqc_table_name("g_", name);
+	q->backlog_table = mqc_table_name("b_", name);
 	return true;
 }
 
@@ -569,7 +594,9 @@ mqc_lookup(const char *name, bool missing_ok, bool *damaged)
 		/* a table dropped by hand changes no catalog row: load again, and see */
 		if (q->valid &&
 			(!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->ready_relid)) ||
-			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->wait_relid))))
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->wait_relid)) ||
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->group_relid)) ||
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->backlog_relid))))
 			q->valid = false;
 		if (q->valid || tries > 2)
 			break;

@@ -37,6 +37,15 @@ typedef enum MqPlanKind
 	MQP_DUE_READY,
 	MQP_NEXT_DUE,
 	MQP_LANES,
+	MQP_GROUP_LOCK,
+	MQP_GROUP_CREATE,
+	MQP_GROUP_DELETE,
+	MQP_BACKLOG_INSERT,
+	MQP_BACKLOG_NEXT,
+	MQP_BACKLOG_PEEK,
+	MQP_BACKLOG_RUN,
+	MQP_RUN_ACTIVE,
+	MQP_RUN_MARK,
 	MQP_NUM
 } MqPlanKind;
 
@@ -55,8 +64,12 @@ typedef struct MqQueue
 	bool		is_unlogged;
 	Oid			ready_relid;
 	Oid			wait_relid;
+	Oid			group_relid;
+	Oid			backlog_relid;
 	char	   *ready_table;	/* quoted, schema-qualified */
 	char	   *wait_table;
+	char	   *group_table;
+	char	   *backlog_table;
 	SPIPlanPtr	plans[MQP_NUM]; /* prepared by plans.c on first use */
 	Oid			owner;			/* its creator: every privilege */
 	int			ngrants;		/* mq.privilege_catalog rows */

@@ -2,7 +2,7 @@
  *
  * counters.c
  *	  The counters of a queue that are not kept by commits alone: gauges
- *	  (ready, in flight, delayed, dead) counted from the tables when the
+ *	  (ready, in flight, delayed, dead, and those of message groups) counted from the tables when the
  *	  shared ones are not valid (after a restart, create, purge), and the
  *	  totals, read back from mq.queue_totals once per shared entry and
  *	  saved there by each maintenance pass.
@@ -24,8 +24,9 @@
 #include "counters.h"
 
 /*
- * Count ready, in-flight, delayed and dead messages from the tables, with
- * snap (or the current snapshot if NULL).
+ * Count the gauges from the tables (ready, in-flight, delayed and dead
+ * messages, the backlog of groups, groups, grouped messages ready and in
+ * flight, in MqCounter order), with snap (or the current snapshot if NULL).
  */
 void
 mq_count_gauges(MqQueue *q, Snapshot snap, int64 *gauges)
@@ -37,9 +38,14 @@ mq_count_gauges(MqQueue *q, Snapshot snap, int64 *gauges)
 	sql = psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s),"
 				   " (SELECT pg_catalog.count(*) FROM %s WHERE leased),"
 				   " (SELECT pg_catalog.count(*) FROM %s WHERE NOT leased),"
-				   " (SELECT pg_catalog.count(*) FROM mq.dead_letter_store WHERE queue" OP("=") "%s)",
+				   " (SELECT pg_catalog.count(*) FROM mq.dead_letter_store WHERE queue" OP("=") "%s),"
+				   " (SELECT pg_catalog.count(*) FROM %s),"
+				   " (SELECT pg_catalog.count(*) FROM %s),"
+				   " (SELECT pg_catalog.count(*) FROM %s WHERE group_key IS NOT NULL),"
+				   " (SELECT pg_catalog.count(*) FROM %s WHERE leased AND group_key IS NOT NULL)",
 				   q->ready_table, q->wait_table, q->wait_table,
-				   quote_literal_cstr(q->name));
+				   quote_literal_cstr(q->name), q->backlog_table, q->group_table,
+				   q->ready_table, q->wait_table);
 	if (snap == NULL)
 		rc = mq_exec_sql(sql, true, 1);
 	else

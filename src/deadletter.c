@@ -2,7 +2,8 @@
  *
  * deadletter.c
  *	  mq.redrive, which moves dead letters of a queue from mq.dead_letters
- *	  back into it (src/retry.c puts them there).
+ *	  back into it (src/retry.c puts them there).  A dead letter of a group
+ *	  goes back to the end of its group.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,7 +57,7 @@ mq_redrive(PG_FUNCTION_ARGS)
 			"DELETE FROM mq.dead_letter_store WHERE ctid" OP("=") "ANY (ARRAY("
 			"SELECT d.ctid FROM mq.dead_letter_store d WHERE d.queue" OP("=") "$1"
 			" ORDER BY d.dead_at, d.id LIMIT $2 FOR UPDATE SKIP LOCKED))"
-			" RETURNING id, priority, enqueued_at, message, headers", 2, types);
+			" RETURNING id, priority, enqueued_at, message, headers, group_key", 2, types);
 	}
 	args[0] = CStringGetTextDatum(name);
 	args[1] = Int32GetDatum(max_messages);
@@ -79,6 +80,8 @@ mq_redrive(PG_FUNCTION_ARGS)
 		m.message = DatumGetJsonbP(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
 		d = SPI_getbinval(tup, rows->tupdesc, 5, &isnull);
 		m.headers = isnull ? NULL : DatumGetJsonbP(d);
+		d = SPI_getbinval(tup, rows->tupdesc, 6, &isnull);
+		m.group_key = isnull ? NULL : DatumGetTextPP(d);
 		m.attempt = 0;
 		mq_insert_message(q, &m, now, false);
 	}

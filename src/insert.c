@@ -5,7 +5,11 @@
  *	  coming due, redrives, dead letters routed to another queue) is
  *	  inserted here, ready now into the ready table with a fresh seq, or
  *	  delayed into the wait table, in the caller's transaction; a wait row
- *	  that came due joins the ready table in its place by due time.
+ *	  that came due joins the ready table in its place by due time.  A
+ *	  message with a group key takes its group's lock first: it is the
+ *	  group's current message (ready or delayed, as any message) if the
+ *	  group had none, else it joins the group's backlog (src/group.c moves
+ *	  it up when its turn comes).
  *
  * Before a fresh ready row exists, the bound of what it will be is
  * published in this backend's slot (src/shmem.c), so that no head moves
@@ -23,6 +27,8 @@
 #include "utils/syscache.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
 
 #include "util.h"
 #include "shmem.h"
@@ -64,6 +70,25 @@ mq_check_headers(Jsonb *headers, bool topic_ok)
 							pnstrdup(v.val.string.val, v.val.string.len)),
 					 errdetail("mq sets \"topic\" (publish) and the headers whose names begin with \"mq_\" (such as \"mq_dead_letter\") itself.")));
 	}
+}
+
+/* A group key given by a sender: NULL (no group), or 1 to 512 bytes. */
+void
+mq_check_group_key(text *key)
+{
+	if (key == NULL)
+		return;
+	if (VARSIZE_ANY_EXHDR(key) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("group_key must not be empty"),
+				 errhint("Pass NULL for a message without a group.")));
+	if (VARSIZE_ANY_EXHDR(key) > MQ_GROUP_KEY_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("group_key is too long"),
+				 errdetail("A group key has at most %d bytes; this one has %zu.",
+						   MQ_GROUP_KEY_MAX, (size_t) VARSIZE_ANY_EXHDR(key))));
 }
 
 /*
@@ -115,6 +140,12 @@ mq_next_id(void)
 	return nextval_internal(seqrelid, false);
 }
 
+int64
+mq_new_message_id(void)
+{
+	return mq_next_id();
+}
+
 /*
  * The seq of a row that is ready now: the clock (MQ_SEQ_OF), but above every
  * seq handed out for this queue before, so that seqs of ready inserts only
@@ -144,8 +175,8 @@ static void
 mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 			  TimestampTz visible_at, bool ready)
 {
-	Datum		values[10];
-	char		nulls[10];
+	Datum		values[13];
+	char		nulls[13];
 	int			rc;
 
 	values[0] = Int64GetDatum((int64) seq);
@@ -157,7 +188,10 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 	values[6] = m->headers ? JsonbPGetDatum(m->headers) : (Datum) 0;
 	values[7] = m->dedup_key ? PointerGetDatum(m->dedup_key) : (Datum) 0;
 	values[8] = m->last_error ? PointerGetDatum(m->last_error) : (Datum) 0;
-	values[9] = TimestampTzGetDatum(visible_at);
+	values[9] = m->group_key ? PointerGetDatum(m->group_key) : (Datum) 0;
+	values[10] = Int64GetDatum(m->gseq);
+	values[11] = Int64GetDatum(m->run_start);
+	values[12] = TimestampTzGetDatum(visible_at);
 	memset(nulls, ' ', sizeof(nulls));
 	if (!m->headers)
 		nulls[6] = 'n';
@@ -165,12 +199,18 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 		nulls[7] = 'n';
 	if (!m->last_error)
 		nulls[8] = 'n';
+	if (!m->group_key)
+		nulls[9] = nulls[10] = 'n';
+	if (m->run_start == 0)
+		nulls[11] = 'n';
 
 	if (ready)
 	{
 		mq_lane_register(qs, m->priority);
 		rc = mq_plan_run(q, MQP_INSERT_READY, values, nulls, false, 0);
 		mq_xact_count(qs, MQC_READY, 1);
+		if (m->group_key)
+			mq_xact_count(qs, MQC_GROUPS_READY, 1);
 	}
 	else
 	{
@@ -181,6 +221,115 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
 			 SPI_result_code_string(rc));
+}
+
+/*
+ * Lock the row of group key in q's group table, creating it if there is
+ * none and create is set; the lock is held until the transaction ends.
+ * Returns whether the row existed (the group has messages); *tid gets the
+ * row's place.  A send waits here for the transaction of an earlier send to
+ * the same group, so a group's messages are in the order their sends took
+ * this lock.
+ */
+bool
+mq_group_lock(MqQueue *q, text *key, bool create, ItemPointerData *tid)
+{
+	Datum		arg = PointerGetDatum(key);
+	bool		isnull;
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (mq_plan_run(q, MQP_GROUP_LOCK, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "mq: could not lock a group of queue \"%s\"", q->name);
+		if (SPI_processed == 1)
+		{
+			*tid = *(ItemPointer) DatumGetPointer(mq_spi_get(0, 1, &isnull));
+			return true;
+		}
+		if (!create)
+			return false;
+
+		/*
+		 * A concurrent first send to the group makes this wait for its
+		 * transaction; if that commits, the row is there to lock.
+		 */
+		if (mq_plan_run(q, MQP_GROUP_CREATE, &arg, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "mq: could not create a group of queue \"%s\"", q->name);
+		if (SPI_processed == 1)
+		{
+			*tid = *(ItemPointer) DatumGetPointer(mq_spi_get(0, 1, &isnull));
+			mq_xact_count(mq_queue_shared(q), MQC_GROUPS, 1);
+			return false;
+		}
+	}
+}
+
+/*
+ * Put m in as the current message of its group (or as any message without
+ * a group): ready now into the ready table with a fresh seq, else delayed
+ * into the wait table.
+ */
+void
+mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	bool		ready = visible_at <= mq_now();
+	uint64		seq;
+
+	/* as in mq_insert_message_dedup: publish before allocating */
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
+	if (ready)
+		mq_slot_note_insert(qs);
+	seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
+	mqi_write_row(q, qs, m, seq, visible_at, ready);
+}
+
+/* Put m at the end of its group's backlog (the group's lock is held). */
+static void
+mqi_write_backlog(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
+{
+	Datum		values[11];
+	char		nulls[11];
+
+	values[0] = PointerGetDatum(m->group_key);
+	values[1] = Int64GetDatum(m->gseq);
+	values[2] = TimestampTzGetDatum(visible_at);
+	values[3] = Int64GetDatum(m->id);
+	values[4] = Int32GetDatum(m->priority);
+	values[5] = Int32GetDatum(m->attempt);
+	values[6] = TimestampTzGetDatum(m->enqueued_at);
+	values[7] = JsonbPGetDatum(m->message);
+	values[8] = m->headers ? JsonbPGetDatum(m->headers) : (Datum) 0;
+	values[9] = m->dedup_key ? PointerGetDatum(m->dedup_key) : (Datum) 0;
+	values[10] = m->last_error ? PointerGetDatum(m->last_error) : (Datum) 0;
+	memset(nulls, ' ', sizeof(nulls));
+	if (!m->headers)
+		nulls[8] = 'n';
+	if (!m->dedup_key)
+		nulls[9] = 'n';
+	if (!m->last_error)
+		nulls[10] = 'n';
+	if (mq_plan_run(q, MQP_BACKLOG_INSERT, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "mq: insert into the backlog of queue \"%s\" failed", q->name);
+	mq_xact_count(mq_queue_shared(q), MQC_BACKLOG, 1);
+}
+
+/*
+ * A message of a group whose lock this transaction holds: the group's
+ * current message if head (the group had none), else the last of its
+ * backlog.  Its place in the group (gseq) is taken now, under the lock.
+ */
+void
+mq_insert_grouped_locked(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bool head)
+{
+	m->gseq = mq_next_id();
+	m->run_start = 0;
+	if (head)
+		mq_insert_head(q, m, visible_at);
+	else
+		mqi_write_backlog(q, m, visible_at);
 }
 
 /*
@@ -203,7 +352,7 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	MqQueueShared *qs = mq_queue_shared(q);
 	TimestampTz now = mq_now();
 	bool		ready = visible_at <= now;
-	uint64		seq;
+	uint64		seq = 0;
 
 	if (duplicate)
 		*duplicate = false;
@@ -211,13 +360,17 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	/*
 	 * Publish what we are about to insert before it exists: a lower bound of
 	 * its seq, or of its vt.  A delay that ends before the clock we publish
-	 * makes the message ready now.
+	 * makes the message ready now.  A grouped message does this once it
+	 * knows where it goes (mq_insert_head).
 	 */
-	if (!ready && visible_at <= mq_slot_note_wait(qs))
-		ready = true;
-	if (ready)
-		mq_slot_note_insert(qs);
-	seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
+	if (m->group_key == NULL)
+	{
+		if (!ready && visible_at <= mq_slot_note_wait(qs))
+			ready = true;
+		if (ready)
+			mq_slot_note_insert(qs);
+		seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
+	}
 	if (fresh_id)
 		m->id = mq_next_id();
 
@@ -246,7 +399,15 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 		}
 	}
 
-	mqi_write_row(q, qs, m, seq, visible_at, ready);
+	if (m->group_key != NULL)
+	{
+		ItemPointerData tid;
+		bool		busy = mq_group_lock(q, m->group_key, true, &tid);
+
+		mq_insert_grouped_locked(q, m, visible_at, !busy);
+	}
+	else
+		mqi_write_row(q, qs, m, seq, visible_at, ready);
 	if (fresh_id)
 		mq_xact_count(qs, MQC_TOTAL_SENT, 1);
 	return m->id;

@@ -31,6 +31,7 @@
 
 PG_FUNCTION_INFO_V1(mq_metrics);
 PG_FUNCTION_INFO_V1(mq_metrics_prometheus);
+PG_FUNCTION_INFO_V1(mq_queue_grouped);
 
 typedef struct MqMetricsRow
 {
@@ -151,6 +152,8 @@ mqm_collect(const char *name, Oid caller, MemoryContext mcxt)
 		}
 		else
 			mq_count_gauges(q, NULL, row->values);
+		/* messages of groups waiting for their turn are ready too */
+		row->values[MQC_READY] += row->values[MQC_BACKLOG];
 		if (qs && !RecoveryInProgress())
 		{
 			mq_ensure_totals(q, qs);
@@ -186,8 +189,8 @@ mq_metrics(PG_FUNCTION_ARGS)
 	foreach(lc, rows)
 	{
 		MqMetricsRow *row = lfirst(lc);
-		Datum		values[9];
-		bool		nulls[9];
+		Datum		values[12];
+		bool		nulls[12];
 
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = CStringGetTextDatum(row->queue);
@@ -200,6 +203,9 @@ mq_metrics(PG_FUNCTION_ARGS)
 		values[6] = Int64GetDatum(row->values[MQC_TOTAL_SENT]);
 		values[7] = Int64GetDatum(row->values[MQC_TOTAL_ACKED]);
 		values[8] = Int64GetDatum(row->values[MQC_TOTAL_DEAD_LETTERED]);
+		values[9] = Int64GetDatum(row->values[MQC_GROUPS]);
+		values[10] = Int64GetDatum(row->values[MQC_GROUPS_READY]);
+		values[11] = Int64GetDatum(row->values[MQC_GROUPS_IN_FLIGHT]);
 		if (!mq_shmem_available())
 			nulls[6] = nulls[7] = nulls[8] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -252,6 +258,9 @@ mq_metrics_prometheus(PG_FUNCTION_ARGS)
 	mqm_family(&buf, rows, "mq_in_flight", "gauge", "Messages received and not yet acked.", MQC_IN_FLIGHT);
 	mqm_family(&buf, rows, "mq_delayed", "gauge", "Messages waiting for a delay or a retry.", MQC_DELAYED);
 	mqm_family(&buf, rows, "mq_dead", "gauge", "Messages in mq.dead_letters.", MQC_DEAD);
+	mqm_family(&buf, rows, "mq_groups", "gauge", "Message groups that have messages.", MQC_GROUPS);
+	mqm_family(&buf, rows, "mq_groups_ready", "gauge", "Message groups whose next message can be received now.", MQC_GROUPS_READY);
+	mqm_family(&buf, rows, "mq_groups_in_flight", "gauge", "Message groups with a message received and not yet acked.", MQC_GROUPS_IN_FLIGHT);
 	mqm_family(&buf, rows, "mq_oldest_ready_age_seconds", "gauge", "Age of the oldest ready message.", -1);
 	if (mq_shmem_available())
 	{
@@ -260,4 +269,44 @@ mq_metrics_prometheus(PG_FUNCTION_ARGS)
 		mqm_family(&buf, rows, "mq_dead_lettered_total", "counter", "Messages dead-lettered.", MQC_TOTAL_DEAD_LETTERED);
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
+}
+
+/*
+ * mq._queue_grouped(queue), behind mq.queues.grouped: whether the queue has
+ * messages with a group key.  NULL for a queue the caller may not observe,
+ * or that is gone or damaged.
+ */
+Datum
+mq_queue_grouped(PG_FUNCTION_ARGS)
+{
+	char	   *name = mq_queue_name_arg(fcinfo, 0);
+	MqCall		call;
+	MqQueue    *q;
+	MqQueueShared *qs;
+	bool		damaged;
+	bool		grouped;
+
+	mq_call_begin(&call);
+	q = mq_queue_lookup_intact(name, &damaged);
+	if (q == NULL || !mq_has_privilege(q, call.caller, MQ_PRIV_OBSERVE))
+	{
+		mq_call_end(&call);
+		PG_RETURN_NULL();
+	}
+	if (q->is_unlogged && RecoveryInProgress())
+		grouped = false;		/* nothing there on a standby */
+	else
+	{
+		qs = mq_shared_queue(q->ready_relid, q->name, true);
+		if (mq_ensure_gauges(q, qs))
+			grouped = pg_atomic_read_u64(&qs->counters[MQC_GROUPS]) > 0;
+		else
+		{
+			if (mq_exec_sql(psprintf("SELECT 1 FROM %s LIMIT 1", q->group_table), true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "mq: could not read the groups of \"%s\"", q->name);
+			grouped = SPI_processed > 0;
+		}
+	}
+	mq_call_end(&call);
+	PG_RETURN_BOOL(grouped);
 }

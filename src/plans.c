@@ -21,7 +21,8 @@
 #include "catalog.h"
 #include "plans.h"
 
-#define READY_COLS "seq, id, priority, attempt, enqueued_at, message, headers, dedup_key, last_error"
+#define READY_COLS "seq, id, priority, attempt, enqueued_at, message, headers, dedup_key, last_error," \
+	" group_key, gseq, run_start"
 
 static const char *
 mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
@@ -29,6 +30,8 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 	StringInfoData sql;
 	const char *R = q->ready_table;
 	const char *W = q->wait_table;
+	const char *G = q->group_table;
+	const char *B = q->backlog_table;
 	char	   *qname = quote_literal_cstr(q->name);
 
 	initStringInfo(&sql);
@@ -39,12 +42,12 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			if (kind == MQP_INSERT_READY)
 				appendStringInfo(&sql,
 								 "INSERT INTO %s (" READY_COLS ")"
-								 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", R);
+								 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", R);
 			else
 				appendStringInfo(&sql,
 								 "INSERT INTO %s (vt, leased, " READY_COLS ")"
-								 " VALUES ($10, false, $1, $2, $3, $4, $5, $6, $7, $8, $9)", W);
-			*nargs = (kind == MQP_INSERT_READY) ? 9 : 10;
+								 " VALUES ($13, false, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", W);
+			*nargs = (kind == MQP_INSERT_READY) ? 12 : 13;
 			types[0] = INT8OID;
 			types[1] = INT8OID;
 			types[2] = INT4OID;
@@ -54,7 +57,10 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[6] = JSONBOID;
 			types[7] = TEXTOID;
 			types[8] = TEXTOID;
-			types[9] = TIMESTAMPTZOID;
+			types[9] = TEXTOID;
+			types[10] = INT8OID;
+			types[11] = INT8OID;
+			types[12] = TIMESTAMPTZOID;
 			break;
 		case MQP_INSERT_READY_BATCH:
 		case MQP_INSERT_WAIT_BATCH:
@@ -113,9 +119,10 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 					appendStringInfo(&sql,
 									 " INSERT INTO %s (vt, leased, receipt, " READY_COLS ")"
 									 " SELECT $2, true, $5" OP("#") "seq, seq, id, priority, attempt" OP("+") "1,"
-									 " enqueued_at, message, headers, dedup_key, last_error FROM moved"
+									 " enqueued_at, message, headers, dedup_key, last_error,"
+									 " group_key, gseq, run_start FROM moved"
 									 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
-									 " dedup_key, last_error, receipt", W);
+									 " dedup_key, last_error, receipt, group_key, gseq, run_start", W);
 				else
 				{
 					appendStringInfo(&sql,
@@ -129,7 +136,8 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 										 qname);
 					appendStringInfoString(&sql,
 										   " SELECT id, message, headers, attempt" OP("+") "1, enqueued_at, $2,"
-										   " priority, seq, dedup_key, last_error, NULL::pg_catalog.int8 FROM moved");
+										   " priority, seq, dedup_key, last_error, NULL::pg_catalog.int8,"
+										   " group_key, gseq, run_start FROM moved");
 				}
 				/* $3, $4: the lane; $5: the receipt base (leases only) */
 				*nargs = lease ? 5 : lane ? 4 : 2;
@@ -147,13 +155,15 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			if (kind == MQP_ACK || kind == MQP_ACK_MANY)
 				appendStringInfo(&sql,
 								 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "%s"
-								 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key),",
+								 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key,"
+								 " group_key, gseq, run_start),",
 								 W, kind == MQP_ACK ? "$1" : "ANY ($1)");
 			else if (kind == MQP_ACK_RECEIPT)
 				appendStringInfo(&sql,
 								 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "$1 AND leased"
 								 " AND receipt" OP("=") "$2"
-								 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key),",
+								 " RETURNING id, leased, message, headers, attempt, enqueued_at, dedup_key,"
+								 " group_key, gseq, run_start),",
 								 W);
 			else
 				appendStringInfo(&sql,
@@ -161,7 +171,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 								 " pg_catalog.unnest($2)) AS u(id, receipt)"
 								 " WHERE w.id" OP("=") "u.id AND w.leased AND w.receipt" OP("=") "u.receipt"
 								 " RETURNING w.id, w.leased, w.message, w.headers, w.attempt, w.enqueued_at,"
-								 " w.dedup_key),", W);
+								 " w.dedup_key, w.group_key, w.gseq, w.run_start),", W);
 			appendStringInfo(&sql,
 							 " keys AS (DELETE FROM mq.dedup_keys k USING gone g"
 							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
@@ -172,7 +182,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 								 ", arch AS (INSERT INTO mq.archive_store (queue, id, message, headers, attempts, enqueued_at)"
 								 " SELECT %s, id, message, headers, attempt, enqueued_at FROM gone)",
 								 qname);
-			appendStringInfoString(&sql, " SELECT leased FROM gone");
+			appendStringInfoString(&sql, " SELECT leased, group_key, gseq, run_start, id FROM gone");
 			*nargs = (kind == MQP_ACK || kind == MQP_ACK_MANY) ? 1 : 2;
 			types[0] = (kind == MQP_ACK || kind == MQP_ACK_RECEIPT) ? INT8OID : INT8ARRAYOID;
 			types[1] = kind == MQP_ACK_RECEIPT ? INT8OID : INT8ARRAYOID;
@@ -180,8 +190,8 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 		case MQP_NACK_LOCK:
 			/* $2: the receipt, or NULL */
 			appendStringInfo(&sql,
-							 "SELECT attempt, leased AND ($2 IS NULL OR receipt" OP("=") "$2)"
-							 " FROM %s WHERE id" OP("=") "$1 FOR UPDATE", W);
+							 "SELECT attempt, leased AND ($2 IS NULL OR receipt" OP("=") "$2),"
+							 " group_key IS NOT NULL FROM %s WHERE id" OP("=") "$1 FOR UPDATE", W);
 			*nargs = 2;
 			types[0] = INT8OID;
 			types[1] = INT8OID;
@@ -214,7 +224,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			appendStringInfo(&sql,
 							 "DELETE FROM %s WHERE id" OP("=") "$1"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, COALESCE($2, last_error)", W);
+							 " dedup_key, COALESCE($2, last_error), group_key, gseq, run_start", W);
 			*nargs = 2;
 			types[0] = INT8OID;
 			types[1] = TEXTOID;
@@ -236,8 +246,8 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_DUE_EXPIRED:
 			appendStringInfo(&sql,
-							 "SELECT id, attempt, vt FROM %s WHERE vt" OP(">=") "$1 AND vt" OP("<=") "$2"
-							 " AND leased ORDER BY vt LIMIT $3 FOR UPDATE SKIP LOCKED", W);
+							 "SELECT id, attempt, vt, group_key IS NOT NULL FROM %s WHERE vt" OP(">=") "$1"
+							 " AND vt" OP("<=") "$2 AND leased ORDER BY vt LIMIT $3 FOR UPDATE SKIP LOCKED", W);
 			*nargs = 3;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;
@@ -263,7 +273,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 							 " AND w.vt" OP(">=") "$1 AND w.vt" OP("<=") "$2 AND NOT w.leased"
 							 " ORDER BY w.priority DESC, w.vt LIMIT $3 FOR UPDATE SKIP LOCKED))"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, last_error, vt", W, W, W);
+							 " dedup_key, last_error, group_key, gseq, run_start, vt", W, W, W);
 			*nargs = 3;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;
@@ -281,6 +291,106 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			appendStringInfo(&sql,
 							 "SELECT priority FROM %s WHERE priority" OP("<") "$1"
 							 " ORDER BY priority DESC LIMIT 1", R);
+			*nargs = 1;
+			types[0] = INT8OID;
+			break;
+		case MQP_GROUP_LOCK:
+			appendStringInfo(&sql, "SELECT ctid FROM %s WHERE group_key" OP("=") "$1 FOR UPDATE", G);
+			*nargs = 1;
+			types[0] = TEXTOID;
+			break;
+		case MQP_GROUP_CREATE:
+			appendStringInfo(&sql,
+							 "INSERT INTO %s (group_key) VALUES ($1)"
+							 " ON CONFLICT (group_key) DO NOTHING RETURNING ctid", G);
+			*nargs = 1;
+			types[0] = TEXTOID;
+			break;
+		case MQP_GROUP_DELETE:
+			appendStringInfo(&sql, "DELETE FROM %s WHERE ctid" OP("=") "$1", G);
+			*nargs = 1;
+			types[0] = TIDOID;
+			break;
+		case MQP_BACKLOG_INSERT:
+			appendStringInfo(&sql,
+							 "INSERT INTO %s (group_key, gseq, vt, id, priority, attempt, enqueued_at,"
+							 " message, headers, dedup_key, last_error)"
+							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", B);
+			*nargs = 11;
+			types[0] = TEXTOID;
+			types[1] = INT8OID;
+			types[2] = TIMESTAMPTZOID;
+			types[3] = INT8OID;
+			types[4] = INT4OID;
+			types[5] = INT4OID;
+			types[6] = TIMESTAMPTZOID;
+			types[7] = JSONBOID;
+			types[8] = JSONBOID;
+			types[9] = TEXTOID;
+			types[10] = TEXTOID;
+			break;
+		case MQP_BACKLOG_NEXT:
+			/*
+			 * The next message of group $1 after gseq $2: the scan starts
+			 * just past the message that was the group's, so the entries of
+			 * the group's earlier messages (dead, but kept while the xmin
+			 * horizon is held) are never read.  Read as MQP_DUE_READY.
+			 */
+			appendStringInfo(&sql,
+							 "DELETE FROM %s WHERE ctid" OP("=") "ANY (ARRAY("
+							 "SELECT b.ctid FROM %s b WHERE b.group_key" OP("=") "$1"
+							 " AND b.gseq" OP(">") "$2 ORDER BY b.gseq LIMIT 1))"
+							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
+							 " dedup_key, last_error, group_key, gseq, NULL::pg_catalog.int8, vt", B, B);
+			*nargs = 2;
+			types[0] = TEXTOID;
+			types[1] = INT8OID;
+			break;
+		case MQP_BACKLOG_PEEK:
+			appendStringInfo(&sql,
+							 "SELECT gseq, vt FROM %s WHERE group_key" OP("=") "$1 AND gseq" OP(">") "$2"
+							 " ORDER BY gseq LIMIT $3", B);
+			*nargs = 3;
+			types[0] = TEXTOID;
+			types[1] = INT8OID;
+			types[2] = INT4OID;
+			break;
+		case MQP_BACKLOG_RUN:
+			/*
+			 * Lease the backlog of group $1 in (gseq $2, gseq $3] with the
+			 * head of the run (gseq $2) as their run_start: receive's
+			 * per_group.  Returns what a lease returns.
+			 */
+			appendStringInfo(&sql,
+							 "WITH moved AS (DELETE FROM %s WHERE group_key" OP("=") "$1"
+							 " AND gseq" OP(">") "$2 AND gseq" OP("<=") "$3"
+							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
+							 " dedup_key, last_error, group_key, gseq)"
+							 " INSERT INTO %s (vt, leased, receipt, " READY_COLS ")"
+							 " SELECT $4, true, $5" OP("#") "gseq, gseq, id, priority, attempt" OP("+") "1,"
+							 " enqueued_at, message, headers, dedup_key, last_error, group_key, gseq, $2"
+							 " FROM moved"
+							 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
+							 " dedup_key, last_error, receipt, group_key, gseq, run_start", B, W);
+			*nargs = 5;
+			types[0] = TEXTOID;
+			types[1] = INT8OID;
+			types[2] = INT8OID;
+			types[3] = TIMESTAMPTZOID;
+			types[4] = INT8OID;
+			break;
+		case MQP_RUN_ACTIVE:
+			/* another message of run $1 (not $2) still in the queue's tables */
+			appendStringInfo(&sql,
+							 "SELECT 1 FROM %s WHERE run_start" OP("=") "$1 AND id" OP("<>") "$2"
+							 " UNION ALL SELECT 1 FROM %s WHERE run_start" OP("=") "$1"
+							 " AND id" OP("<>") "$2 LIMIT 1", W, R);
+			*nargs = 2;
+			types[0] = INT8OID;
+			types[1] = INT8OID;
+			break;
+		case MQP_RUN_MARK:
+			appendStringInfo(&sql, "UPDATE %s SET run_start = gseq WHERE id" OP("=") "$1", W);
 			*nargs = 1;
 			types[0] = INT8OID;
 			break;
@@ -315,8 +425,9 @@ mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 }
 
 /*
- * Read a message row as MQP_DEAD_TAKE and MQP_DUE_READY return it: (id,
- * priority, attempt, enqueued_at, message, headers, dedup_key, last_error).
+ * Read a message row as MQP_DEAD_TAKE, MQP_DUE_READY and MQP_BACKLOG_NEXT
+ * return it: (id, priority, attempt, enqueued_at, message, headers,
+ * dedup_key, last_error, group_key, gseq, run_start).
  */
 void
 mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m)
@@ -338,4 +449,10 @@ mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m)
 	m->dedup_key = isnull ? NULL : DatumGetTextPP(d);
 	d = SPI_getbinval(tup, desc, 8, &isnull);
 	m->last_error = isnull ? NULL : DatumGetTextPP(d);
+	d = SPI_getbinval(tup, desc, 9, &isnull);
+	m->group_key = isnull ? NULL : DatumGetTextPP(d);
+	d = SPI_getbinval(tup, desc, 10, &isnull);
+	m->gseq = isnull ? 0 : DatumGetInt64(d);
+	d = SPI_getbinval(tup, desc, 11, &isnull);
+	m->run_start = isnull ? 0 : DatumGetInt64(d);
 }

@@ -22,6 +22,9 @@ typedef struct MqOutMessage
 	Jsonb	   *headers;		/* may be NULL */
 	text	   *dedup_key;		/* may be NULL */
 	text	   *last_error;		/* may be NULL */
+	text	   *group_key;		/* may be NULL: no group */
+	int64		gseq;			/* place in its group (0: none yet) */
+	int64		run_start;		/* gseq of the head of its run (0: none) */
 } MqOutMessage;
 
 extern int	mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,

@@ -61,9 +61,10 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int
 		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
 		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull));
 
 		/* the backoff counts from when the lease ended */
-		mq_attempt_failed(q, qs, id, attempt, vt, NULL, NULL, now);
+		mq_attempt_failed(q, qs, id, attempt, vt, NULL, NULL, grouped, now);
 	}
 	return (int64) n;
 }
@@ -86,7 +87,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 	{
 		MqOutMessage m;
 		bool		isnull;
-		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 9, &isnull));
+		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &isnull));
 
 		mq_read_message_row(rows, i, &m);
 		mq_insert_due(q, qs, &m, due);

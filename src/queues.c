@@ -3,7 +3,8 @@
  * queues.c
  *	  Queue life cycle: mq.create_queue, mq.alter_queue, mq.drop_queue and
  *	  mq.purge_queue.  A queue is a row of mq.queue_catalog plus its ready
- *	  table mq.q_<name> and its wait table mq.w_<name>.
+ *	  table mq.q_<name>, its wait table mq.w_<name>, and for message groups
+ *	  its group table mq.g_<name> and backlog mq.b_<name> (src/group.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -272,34 +273,46 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	StringInfoData sql;
 	char		rel[NAMEDATALEN];
 	char	   *R,
-			   *W;
+			   *W,
+			   *G,
+			   *B;
 	const char *kind = is_unlogged ? "UNLOGGED " : "";
+	/* group_key, gseq, run_start: NULL unless the message has a group */
 	const char *cols =
 		"seq pg_catalog.int8 NOT NULL, id pg_catalog.int8 NOT NULL,"
 		" priority pg_catalog.int4 NOT NULL, attempt pg_catalog.int4 NOT NULL,"
 		" enqueued_at pg_catalog.timestamptz NOT NULL, message pg_catalog.jsonb NOT NULL,"
-		" headers pg_catalog.jsonb, dedup_key pg_catalog.text, last_error pg_catalog.text";
+		" headers pg_catalog.jsonb, dedup_key pg_catalog.text, last_error pg_catalog.text,"
+		" group_key pg_catalog.text, gseq pg_catalog.int8, run_start pg_catalog.int8";
 
 	snprintf(rel, sizeof(rel), "q_%s", name);
 	R = pstrdup(quote_qualified_identifier("mq", rel));
 	snprintf(rel, sizeof(rel), "w_%s", name);
 	W = pstrdup(quote_qualified_identifier("mq", rel));
+	snprintf(rel, sizeof(rel), "g_%s", name);
+	G = pstrdup(quote_qualified_identifier("mq", rel));
+	snprintf(rel, sizeof(rel), "b_%s", name);
+	B = pstrdup(quote_qualified_identifier("mq", rel));
 
 	initStringInfo(&sql);
 
 	/*
 	 * Ready rows are only inserted and deleted, in (priority DESC, seq)
 	 * order; the index is the dequeue order itself.  The objects of queue
-	 * x are q_x, w_x (tables), qi_x, wi_x, wk_x (indexes): no two valid
-	 * queue names can give one name twice (the second letter tells them
-	 * apart: "_", "i" or "k").
+	 * x are q_x, w_x, g_x, b_x (tables), qi_x, qr_x, wi_x, wk_x, wr_x,
+	 * gk_x, bi_x (indexes): no two valid queue names can give one name
+	 * twice (the second letter tells them apart: "_", "i", "k" or "r").
+	 * The partial indexes on run_start hold only the messages of runs
+	 * (receive's per_group), so other messages never touch them.
 	 */
 	appendStringInfo(&sql,
 					 "CREATE %sTABLE %s (%s)"
 					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
-					 "CREATE INDEX %s ON %s (priority DESC, seq);",
+					 "CREATE INDEX %s ON %s (priority DESC, seq);"
+					 "CREATE INDEX %s ON %s (run_start) WHERE run_start IS NOT NULL;",
 					 kind, R, cols,
-					 quote_identifier(psprintf("qi_%s", name)), R);
+					 quote_identifier(psprintf("qi_%s", name)), R,
+					 quote_identifier(psprintf("qr_%s", name)), R);
 
 	/*
 	 * Wait rows: leases and delays.  Found by id (ack, nack, extend) and
@@ -311,17 +324,42 @@ mqq_create_tables(const char *name, bool is_unlogged)
 					 " CONSTRAINT %s PRIMARY KEY (id))"
 					 " WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,"
 					 " autovacuum_vacuum_threshold = 1000);"
-					 "CREATE INDEX %s ON %s (vt);",
+					 "CREATE INDEX %s ON %s (vt);"
+					 "CREATE INDEX %s ON %s (run_start) WHERE run_start IS NOT NULL;",
 					 kind, W, cols, quote_identifier(psprintf("wk_%s", name)),
-					 quote_identifier(psprintf("wi_%s", name)), W);
+					 quote_identifier(psprintf("wi_%s", name)), W,
+					 quote_identifier(psprintf("wr_%s", name)), W);
+
+	/*
+	 * Message groups (src/group.c): one row per group that has messages,
+	 * locked by whoever changes what the group has; and the backlog, the
+	 * messages of groups behind their group's current one, in send order.
+	 */
+	appendStringInfo(&sql,
+					 "CREATE %sTABLE %s (group_key pg_catalog.text NOT NULL,"
+					 " CONSTRAINT %s PRIMARY KEY (group_key))"
+					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
+					 "CREATE %sTABLE %s (group_key pg_catalog.text NOT NULL, gseq pg_catalog.int8 NOT NULL,"
+					 " vt pg_catalog.timestamptz NOT NULL, id pg_catalog.int8 NOT NULL,"
+					 " priority pg_catalog.int4 NOT NULL, attempt pg_catalog.int4 NOT NULL,"
+					 " enqueued_at pg_catalog.timestamptz NOT NULL, message pg_catalog.jsonb NOT NULL,"
+					 " headers pg_catalog.jsonb, dedup_key pg_catalog.text, last_error pg_catalog.text)"
+					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
+					 "CREATE INDEX %s ON %s (group_key, gseq);",
+					 kind, G, quote_identifier(psprintf("gk_%s", name)),
+					 kind, B, quote_identifier(psprintf("bi_%s", name)), B);
 	mqq_exec(sql.data, SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	mqq_depend_on_extension("q_", name);
 	mqq_depend_on_extension("w_", name);
+	mqq_depend_on_extension("g_", name);
+	mqq_depend_on_extension("b_", name);
 	snprintf(rel, sizeof(rel), "q_%s", name);
 	mq_xact_created_queue(get_relname_relid(rel, get_namespace_oid("mq", false)));
 	mqq_revoke_default_grants(R);
 	mqq_revoke_default_grants(W);
+	mqq_revoke_default_grants(G);
+	mqq_revoke_default_grants(B);
 }
 
 Datum
@@ -458,8 +496,10 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 	{
 		const char *to = PG_GETARG_BOOL(7) ? "UNLOGGED" : "LOGGED";
 
-		mqq_exec(psprintf("ALTER TABLE %s SET %s; ALTER TABLE %s SET %s",
-						  q->ready_table, to, q->wait_table, to), SPI_OK_UTILITY);
+		mqq_exec(psprintf("ALTER TABLE %s SET %s; ALTER TABLE %s SET %s;"
+						  " ALTER TABLE %s SET %s; ALTER TABLE %s SET %s",
+						  q->ready_table, to, q->wait_table, to,
+						  q->group_table, to, q->backlog_table, to), SPI_OK_UTILITY);
 	}
 	mq_catalog_changed();
 	mq_queue_cache_flush();
@@ -471,9 +511,9 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 static void
 mqq_drop_remaining_tables(const char *name)
 {
-	const char *const prefixes[2] = {"q_", "w_"};
+	const char *const prefixes[4] = {"q_", "w_", "g_", "b_"};
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < lengthof(prefixes); i++)
 	{
 		char		rel[NAMEDATALEN];
 
@@ -510,7 +550,8 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 				 errdetail("Its tables are missing: only superusers and the owner of extension \"mq\" drop it.")));
 	lit = quote_literal_cstr(name);
 	if (q != NULL)
-		mqq_exec(psprintf("DROP TABLE %s, %s", q->ready_table, q->wait_table), SPI_OK_UTILITY);
+		mqq_exec(psprintf("DROP TABLE %s, %s, %s, %s", q->ready_table, q->wait_table,
+						  q->group_table, q->backlog_table), SPI_OK_UTILITY);
 	else
 		mqq_drop_remaining_tables(name);	/* a catalog row without (all) its tables */
 	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
@@ -536,7 +577,11 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	MqQueueShared *qs;
 	int64		ready,
 				leased = 0,
-				waiting;
+				waiting,
+				backlog,
+				groups,
+				groups_ready = 0,
+				groups_in_flight = 0;
 	MqCall		call;
 
 	mq_require_primary(fcinfo);
@@ -546,9 +591,28 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	qs = mq_shared_queue(q->ready_relid, q->name, true);
 	mq_xact_all_lanes_back(qs);
 	mq_xact_purged(qs);
-	mqq_exec(psprintf("DELETE FROM %s", q->ready_table), SPI_OK_DELETE);
+	/*
+	 * Groups first: deleting their rows waits for the sends in progress
+	 * (they hold them locked), whose backlog rows the next statement then
+	 * sees; the backlog before the ready table, so that a message an ack
+	 * moves up meanwhile is waited for and deleted in the ready table.
+	 */
+	mqq_exec(psprintf("DELETE FROM %s", q->group_table), SPI_OK_DELETE);
+	groups = (int64) SPI_processed;
+	mqq_exec(psprintf("DELETE FROM %s", q->backlog_table), SPI_OK_DELETE);
+	backlog = (int64) SPI_processed;
+	mqq_exec(psprintf("DELETE FROM %s RETURNING group_key IS NOT NULL", q->ready_table),
+			 SPI_OK_DELETE_RETURNING);
 	ready = (int64) SPI_processed;
-	mqq_exec(psprintf("DELETE FROM %s RETURNING leased", q->wait_table), SPI_OK_DELETE_RETURNING);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(mq_spi_get(i, 1, &isnull)))
+			groups_ready++;
+	}
+	mqq_exec(psprintf("DELETE FROM %s RETURNING leased, leased AND group_key IS NOT NULL",
+					  q->wait_table), SPI_OK_DELETE_RETURNING);
 	waiting = (int64) SPI_processed;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -556,6 +620,8 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 
 		if (DatumGetBool(mq_spi_get(i, 1, &isnull)))
 			leased++;
+		if (DatumGetBool(mq_spi_get(i, 2, &isnull)))
+			groups_in_flight++;
 	}
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s",
 					  quote_literal_cstr(name)), SPI_OK_DELETE);
@@ -563,6 +629,10 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 	mq_xact_count(qs, MQC_READY, -ready);
 	mq_xact_count(qs, MQC_IN_FLIGHT, -leased);
 	mq_xact_count(qs, MQC_DELAYED, -(waiting - leased));
+	mq_xact_count(qs, MQC_BACKLOG, -backlog);
+	mq_xact_count(qs, MQC_GROUPS, -groups);
+	mq_xact_count(qs, MQC_GROUPS_READY, -groups_ready);
+	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -groups_in_flight);
 	mq_call_end(&call);
-	PG_RETURN_INT64(ready + waiting);
+	PG_RETURN_INT64(ready + waiting + backlog);
 }

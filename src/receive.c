@@ -10,7 +10,10 @@
  * the worker; then they take rows from the ready table (src/take.c).  A
  * message past max_attempts is dead-lettered here instead of being handed
  * out.  A receive with a wait sleeps until a commit makes messages ready
- * (src/wait.c).
+ * (src/wait.c).  A message with a group is handed out only as the current
+ * message of its group (src/group.c); with per_group > 1 a receive leases
+ * a run of the group's next messages with it (src/take.c), and a pop lets
+ * the group go on at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +38,7 @@
 #include "deliveries.h"
 #include "retry.h"
 #include "promote.h"
+#include "group.h"
 
 PG_FUNCTION_INFO_V1(mq_receive);
 PG_FUNCTION_INFO_V1(mq_pop);
@@ -67,6 +71,9 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		m.message = DatumGetJsonbP(taken[i].message);
 		m.headers = taken[i].headers_null ? NULL : DatumGetJsonbP(taken[i].headers);
 		m.attempt = taken[i].attempt - 1;
+		m.group_key = taken[i].group_key;
+		m.gseq = taken[i].gseq;
+		m.run_start = taken[i].run_start;
 		mq_xact_count(qs, MQC_TOTAL_ACKED, -1);
 		mq_dead_letter(q, qs, &m, mq_now());
 	}
@@ -101,8 +108,8 @@ mqr_emit(FunctionCallInfo fcinfo, MqTaken *taken, int n)
 
 	for (int i = 0; i < n; i++)
 	{
-		Datum		values[8];
-		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		Datum		values[9];
+		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 
 		values[0] = Int64GetDatum(taken[i].id);
 		values[1] = taken[i].message;
@@ -114,6 +121,8 @@ mqr_emit(FunctionCallInfo fcinfo, MqTaken *taken, int n)
 		values[6] = Int32GetDatum(taken[i].priority);
 		nulls[7] = taken[i].receipt_null;
 		values[7] = nulls[7] ? (Datum) 0 : PointerGetDatum(mq_receipt_text(taken[i].receipt));
+		nulls[8] = taken[i].group_key == NULL;
+		values[8] = nulls[8] ? (Datum) 0 : PointerGetDatum(taken[i].group_key);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
@@ -137,18 +146,74 @@ mqr_quantity_arg(FunctionCallInfo fcinfo)
 }
 
 /*
+ * Rows just taken: deliveries that rolled back count, a message past its
+ * attempts is dead-lettered instead (marked dead), leases are noted in the
+ * journal of deliveries.  Returns how many are kept, compacted at the start.
+ */
+static int
+mqr_settle_taken(MqQueue *q, bool lease, MqTaken *taken, int got)
+{
+	int			kept = 0;
+
+	if (lease)
+		mqr_count_aborted_deliveries(q, taken, got);
+	mqr_enforce_max_attempts(q, lease, taken, got);
+	for (int i = 0; i < got; i++)
+	{
+		if (taken[i].dead)
+			continue;
+		if (lease)
+			mq_deliveries_note(q->ready_relid, taken[i].id, taken[i].attempt);
+		taken[kept++] = taken[i];
+	}
+	return kept;
+}
+
+/*
+ * per_group > 1: after each grouped message leased (the current one of its
+ * group), a run of the group's next messages, as many as per_group - 1 and
+ * the quantity leave room for.  The runs follow their heads in taken.
+ */
+static int
+mqr_take_runs(MqQueue *q, int quantity, int per_group, TimestampTz visible_at,
+			  MqTaken *taken, int n, MemoryContext mcxt)
+{
+	MqTaken    *out = MemoryContextAlloc(mcxt, sizeof(MqTaken) * quantity);
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			room;
+
+		out[k++] = taken[i];
+		room = Min(per_group - 1, quantity - k - (n - i - 1));
+		if (taken[i].group_key != NULL && room > 0)
+		{
+			int			got = mq_take_run(q, &out[k - 1], room, visible_at, out + k, mcxt);
+
+			k += mqr_settle_taken(q, true, out + k, got);
+		}
+	}
+	memcpy(taken, out, sizeof(MqTaken) * k);
+	pfree(out);
+	return k;
+}
+
+/*
  * One look: promote what is due, then take up to quantity messages (far:
  * the promotion looks past its window for the next due time, see
  * src/promote.c; for a waiter's looks after the first).  A
  * message past its attempts is dead-lettered, not delivered, and the look
  * takes the next one in its place (a few times at most), so that a poison
- * message does not hide the messages behind it.
+ * message does not hide the messages behind it.  A popped message of a
+ * group lets its group go on.
  */
 static int
-mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt, bool far,
+mqr_take_once(MqQueue *q, bool lease, int quantity, int per_group, Interval *vt, bool far,
 			  MqTaken *taken, MemoryContext mcxt)
 {
 	int			n = 0;
+	TimestampTz lease_end = 0;
 
 	mq_promote_due(q, mq_queue_shared(q), quantity, far);
 	for (int round = 0; round < 4 && n < quantity; round++)
@@ -161,24 +226,20 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, Interval *vt, bool far,
 		if (lease)
 			(void) mq_slot_note_wait(mq_queue_shared(q));
 		now = mq_now();
-		got = mq_take_ready(q, lease, quantity - n,
-							lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now,
-							taken + n, mcxt);
-		if (lease)
-			mqr_count_aborted_deliveries(q, taken + n, got);
-		mqr_enforce_max_attempts(q, lease, taken + n, got);
-		for (int i = n; i < n + got; i++)
-		{
-			if (taken[i].dead)
-				continue;
-			if (lease)
-				mq_deliveries_note(q->ready_relid, taken[i].id, taken[i].attempt);
-			taken[n + kept++] = taken[i];
-		}
+		lease_end = lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now;
+		got = mq_take_ready(q, lease, quantity - n, lease_end, taken + n, mcxt);
+		kept = mqr_settle_taken(q, lease, taken + n, got);
+		if (!lease)
+			for (int i = n; i < n + kept; i++)
+				if (taken[i].group_key != NULL)
+					mq_group_settled(q, taken[i].group_key, taken[i].gseq,
+									 taken[i].run_start, taken[i].id);
 		n += kept;
 		if (kept == got)
 			break;				/* nothing was dead-lettered: that was all */
 	}
+	if (lease && per_group > 1 && n > 0 && n < quantity)
+		n = mqr_take_runs(q, quantity, per_group, lease_end, taken, n, mcxt);
 	return n;
 }
 
@@ -189,6 +250,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	int			quantity = mqr_quantity_arg(fcinfo);
 	Interval   *vt = NULL;
 	Interval   *wait = NULL;
+	int			per_group = 1;
 	MqQueue    *q;
 	MqTaken    *taken;
 	volatile int n = 0;
@@ -215,6 +277,15 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 			if (!mq_interval_positive(wait))
 				wait = NULL;
 		}
+		if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+		{
+			per_group = PG_GETARG_INT32(4);
+			if (per_group < 1 || per_group > MQ_MAX_QUANTITY)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("per_group %d is out of range", per_group),
+						 errdetail("per_group must be between 1 and %d.", MQ_MAX_QUANTITY)));
+		}
 	}
 
 	mq_srf_materialize(fcinfo);
@@ -225,7 +296,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 	taken = MemoryContextAlloc(mcxt, sizeof(MqTaken) * quantity);
 
 	if (wait == NULL)
-		n = mqr_take_once(q, lease, quantity, vt, false, taken, mcxt);
+		n = mqr_take_once(q, lease, quantity, per_group, vt, false, taken, mcxt);
 	else
 	{
 		MqQueueShared *qs = mq_queue_shared(q);
@@ -242,7 +313,7 @@ mqr_dequeue(FunctionCallInfo fcinfo, bool lease)
 			{
 				uint64		generation = mq_wait_generation(qs);
 
-				n = mqr_take_once(q, lease, quantity, vt, looks > 0, taken, mcxt);
+				n = mqr_take_once(q, lease, quantity, per_group, vt, looks > 0, taken, mcxt);
 				if (n > 0 || mq_now() >= deadline)
 					break;
 				/* what the empty look left in SPI's memory goes, or a long wait grows */

@@ -4,7 +4,10 @@
  *	  What a failed attempt leads to (a nack, a lease that ran out): a
  *	  retry after the backoff (exponential, capped, with jitter), or, once
  *	  the attempts are used up, a dead letter: into the queue's
- *	  dead_letter_queue, or into mq.dead_letters.
+ *	  dead_letter_queue, or into mq.dead_letters.  A dead letter of a group
+ *	  lets the group go on (src/group.c); it keeps its group key, in the
+ *	  dead-letter queue (as a message of the group of that name there) and
+ *	  in mq.dead_letters (a redrive sends it back into its group).
  *
  *-------------------------------------------------------------------------
  */
@@ -23,6 +26,7 @@
 #include "xact.h"
 #include "plans.h"
 #include "insert.h"
+#include "group.h"
 #include "retry.h"
 
 /* Uniform in [0, 1). */
@@ -118,12 +122,24 @@ mqy_dead_headers(MqQueue *q, MqOutMessage *m, int32 *hops)
 	return DatumGetJsonbP(mq_spi_get(0, 1, &isnull));
 }
 
+static void mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+								  TimestampTz dead_at);
+
 /*
  * Dead-letter a message already removed from its queue's tables.  Its
- * dedup key is released: the message is no longer in the queue.
+ * dedup key is released: the message is no longer in the queue; its group
+ * goes on without it.
  */
 void
 mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at)
+{
+	mqy_route_dead_letter(q, qs, m, dead_at);
+	if (m->group_key != NULL)
+		mq_group_settled(q, m->group_key, m->gseq, m->run_start, m->id);
+}
+
+static void
+mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at)
 {
 	static SPIPlanPtr release_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
@@ -163,6 +179,7 @@ mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_
 		copy.headers = mqy_dead_headers(q, m, &hops);
 		copy.priority = m->priority;
 		copy.enqueued_at = dead_at;
+		copy.group_key = m->group_key;
 		/* past the last hop it goes to the table: no cycle of queues is endless */
 		if (hops <= MQ_MAX_DEAD_LETTER_HOPS)
 		{
@@ -173,17 +190,17 @@ mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_
 
 	if (insert_plan == NULL)
 	{
-		Oid			types[9] = {TEXTOID, INT8OID, JSONBOID, JSONBOID, INT4OID, TEXTOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
+		Oid			types[10] = {TEXTOID, INT8OID, JSONBOID, JSONBOID, INT4OID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
 
 		insert_plan = mq_prepare(
 			"INSERT INTO mq.dead_letter_store (queue, id, message, headers, attempts,"
-			" last_error, enqueued_at, dead_at, priority)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, types);
+			" last_error, enqueued_at, dead_at, priority, group_key)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 10, types);
 	}
 	{
-		Datum		args[9];
-		char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Datum		args[10];
+		char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 		args[0] = CStringGetTextDatum(q->name);
 		args[1] = Int64GetDatum(m->id);
@@ -196,6 +213,8 @@ mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_
 		args[6] = TimestampTzGetDatum(m->enqueued_at);
 		args[7] = TimestampTzGetDatum(dead_at);
 		args[8] = Int32GetDatum(m->priority);
+		args[9] = m->group_key ? PointerGetDatum(m->group_key) : (Datum) 0;
+		nulls[9] = m->group_key ? ' ' : 'n';
 		if (mq_exec_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "mq: could not insert dead letter");
 	}
@@ -223,6 +242,8 @@ mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool
 	if (just_leased)
 		m.attempt--;
 	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
+	if (m.group_key != NULL)
+		mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -1);
 	mq_dead_letter(q, qs, &m, dead_at);
 }
 
@@ -234,7 +255,8 @@ mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool
  */
 TimestampTz
 mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
-				  TimestampTz base, Interval *delay, text *error, TimestampTz now)
+				  TimestampTz base, Interval *delay, text *error, bool grouped,
+				  TimestampTz now)
 {
 	Interval   *wait;
 	TimestampTz retry_at;
@@ -256,5 +278,7 @@ mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 	mq_xact_note_due(qs, retry_at);
 	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 	mq_xact_count(qs, MQC_DELAYED, 1);
+	if (grouped)
+		mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -1);
 	return retry_at;
 }

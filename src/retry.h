@@ -16,7 +16,7 @@ extern Interval *mq_backoff(MqQueue *q, int32 attempt);
 extern void mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at);
 extern TimestampTz mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 									 TimestampTz base, Interval *delay, text *error,
-									 TimestampTz now);
+									 bool grouped, TimestampTz now);
 extern void mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool just_leased,
 								  TimestampTz dead_at);
 

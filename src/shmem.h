@@ -31,6 +31,10 @@ typedef enum MqCounter
 	MQC_IN_FLIGHT,
 	MQC_DELAYED,
 	MQC_DEAD,
+	MQC_BACKLOG,				/* grouped messages behind their group's current one */
+	MQC_GROUPS,					/* message groups that have messages */
+	MQC_GROUPS_READY,			/* grouped messages in the ready table */
+	MQC_GROUPS_IN_FLIGHT,		/* grouped messages leased */
 	MQC_TOTAL_SENT,
 	MQC_TOTAL_ACKED,
 	MQC_TOTAL_DEAD_LETTERED,
@@ -39,7 +43,7 @@ typedef enum MqCounter
 
 #define MQC_FIRST_TOTAL MQC_TOTAL_SENT
 
-#define MQ_NUM_GAUGES	4		/* MQC_READY .. MQC_DEAD */
+#define MQ_NUM_GAUGES	8		/* MQC_READY .. MQC_GROUPS_IN_FLIGHT */
 
 /* MqQueueShared.gauges_state */
 #define MQ_GAUGES_UNKNOWN	0	/* not counted since the entry was made */

@@ -5,7 +5,9 @@
  *	  heads when the lanes are known, else in one ordered scan, each with
  *	  FOR UPDATE SKIP LOCKED; a lease moves the rows to the wait table, a
  *	  pop deletes them.  Also the discovery of a queue's lanes after a
- *	  restart (a loose index scan, one probe per priority).
+ *	  restart (a loose index scan, one probe per priority), and the runs
+ *	  of receive's per_group: the messages of a group's backlog leased
+ *	  with its current one.
  *
  *-------------------------------------------------------------------------
  */
@@ -131,6 +133,15 @@ mqt_collect(MqTaken *taken, int n, MemoryContext mcxt)
 		t->seq = mq_spi_int8(i, 8);
 		t->receipt = DatumGetInt64(mq_spi_get(i, 11, &t->receipt_null));
 		t->dead = false;
+		{
+			Datum		d = mq_spi_get(i, 12, &isnull);
+
+			t->group_key = isnull ? NULL : DatumGetTextPCopy(d);
+			d = mq_spi_get(i, 13, &isnull);
+			t->gseq = isnull ? 0 : DatumGetInt64(d);
+			d = mq_spi_get(i, 14, &isnull);
+			t->run_start = isnull ? 0 : DatumGetInt64(d);
+		}
 	}
 	MemoryContextSwitchTo(old);
 	return n;
@@ -210,6 +221,16 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 		n = mqt_collect(taken, 0, mcxt);
 	}
 
+	{
+		int			grouped = 0;
+
+		for (int j = 0; j < n; j++)
+			if (taken[j].group_key != NULL)
+				grouped++;
+		mq_xact_count(qs, MQC_GROUPS_READY, -grouped);
+		if (lease)
+			mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, grouped);
+	}
 	mq_xact_count(qs, MQC_READY, -n);
 	if (lease)
 	{
@@ -221,5 +242,75 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 		mq_xact_count(qs, MQC_TOTAL_ACKED, n);
 	if (n > 1)
 		qsort(taken, n, sizeof(MqTaken), mqt_cmp);
+	return n;
+}
+
+static int
+mqt_gseq_cmp(const void *a, const void *b)
+{
+	const MqTaken *x = a;
+	const MqTaken *y = b;
+
+	return x->gseq < y->gseq ? -1 : x->gseq > y->gseq ? 1 : 0;
+}
+
+/*
+ * receive's per_group: lease with head, the current message of its group
+ * just leased by this transaction, up to max of the messages after it in
+ * the group's backlog, in order, stopping before one whose delay has not
+ * passed.  They and the head form a run (run_start = the head's gseq),
+ * which holds the group until every one of them has left (src/group.c).
+ * A head that belongs to a run already (a retry of one) gets none.  No
+ * lock is needed: the visible backlog of a group is a prefix of it in
+ * gseq order (sends hold the group's lock until they end).  Returns the
+ * rows leased, in group order, into taken.
+ */
+int
+mq_take_run(MqQueue *q, MqTaken *head, int max, TimestampTz visible_at,
+			MqTaken *taken, MemoryContext mcxt)
+{
+	MqQueueShared *qs = mq_queue_shared(q);
+	TimestampTz now = mq_now();
+	Datum		args[5];
+	int64		end = 0;
+	int			n;
+
+	if (head->group_key == NULL || head->run_start != 0 || max <= 0)
+		return 0;
+	args[0] = PointerGetDatum(head->group_key);
+	args[1] = Int64GetDatum(head->gseq);
+	args[2] = Int32GetDatum(max);
+	if (mq_plan_run(q, MQP_BACKLOG_PEEK, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not read the backlog of queue \"%s\"", q->name);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetTimestampTz(mq_spi_get(i, 2, &isnull)) > now)
+			break;
+		end = mq_spi_int8(i, 1);
+	}
+	if (end == 0)
+		return 0;
+
+	/* the head is the run's first message */
+	args[0] = Int64GetDatum(head->id);
+	if (mq_plan_run(q, MQP_RUN_MARK, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "mq: could not mark a run of queue \"%s\"", q->name);
+	head->run_start = head->gseq;
+
+	args[0] = PointerGetDatum(head->group_key);
+	args[1] = Int64GetDatum(head->gseq);
+	args[2] = Int64GetDatum(end);
+	args[3] = TimestampTzGetDatum(visible_at);
+	args[4] = Int64GetDatum((int64) mq_random_u64());
+	if (mq_plan_run(q, MQP_BACKLOG_RUN, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "mq: could not lease a run of queue \"%s\"", q->name);
+	n = mqt_collect(taken, 0, mcxt);
+	if (n > 1)
+		qsort(taken, n, sizeof(MqTaken), mqt_gseq_cmp);
+	mq_xact_count(qs, MQC_BACKLOG, -n);
+	mq_xact_count(qs, MQC_IN_FLIGHT, n);
+	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, n);
 	return n;
 }

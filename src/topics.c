@@ -766,6 +766,7 @@ mq_publish(PG_FUNCTION_ARGS)
 	char	   *topic;
 	Jsonb	   *message;
 	Interval   *delay = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
+	text	   *group_key = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_TEXT_PP(4) : NULL;
 	MqtPublish	pub;
 	char	  **names;
 	TimestampTz now,
@@ -796,6 +797,7 @@ mq_publish(PG_FUNCTION_ARGS)
 				 errmsg("delay must not be negative")));
 	if (delay != NULL)
 		mq_check_interval_max("delay", delay);
+	mq_check_group_key(group_key);
 
 	/* subscriptions committed since the last statement count */
 	mq_require_primary(fcinfo);
@@ -842,6 +844,7 @@ mq_publish(PG_FUNCTION_ARGS)
 		m.message = message;
 		m.headers = pub.headers;
 		m.enqueued_at = now;
+		m.group_key = group_key;
 		mq_insert_message(q, &m, visible_at, true);
 		delivered++;
 	}

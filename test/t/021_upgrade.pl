@@ -489,6 +489,59 @@ is( sql(q{SELECT coalesce(string_agg(c.relname || ':' || a.grantee::regrole || '
              AND a.grantee <> c.relowner}),
 	'none', 'B: a queue created after the update grants its tables to nobody');
 
+# message groups (issue 13): an updated queue has the columns, indexes and
+# tables a fresh one has; the new tables are not members of the extension
+# (pg_dump dumps their rows); grouped messages work on it
+my $shape_sql = q{
+	SELECT string_agg(x, ' ' ORDER BY x) FROM (
+	  SELECT regexp_replace(c.relname, '_%Q%$', '_Q') || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+	         || CASE WHEN a.attnotnull THEN '!' ELSE '' END AS x
+	    FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+	   WHERE c.relnamespace = 'mq'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	     AND c.relname IN ('q_%Q%', 'w_%Q%', 'g_%Q%', 'b_%Q%')
+	  UNION ALL
+	  SELECT replace(pg_get_indexdef(i.indexrelid), '%Q%', 'Q')
+	    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+	   WHERE c.relnamespace = 'mq'::regnamespace AND c.relname IN ('q_%Q%', 'w_%Q%', 'g_%Q%', 'b_%Q%')
+	  UNION ALL
+	  SELECT c.relname || ' ' || coalesce(array_to_string(c.reloptions, ','), '') || ' ' || c.relpersistence::text
+	    FROM pg_class c
+	   WHERE c.relnamespace = 'mq'::regnamespace AND c.relname IN ('g_%Q%', 'b_%Q%')) s};
+(my $shape_jobs = $shape_sql) =~ s/%Q%/jobs/g;
+(my $shape_fresh = $shape_sql) =~ s/%Q%/fresh/g;
+my $fresh_shape = sql($shape_fresh);
+$fresh_shape =~ s/fresh/jobs/g;
+is(sql($shape_jobs), $fresh_shape,
+	'B: an updated queue has the columns, indexes and group tables of a fresh one');
+is( sql(q{SELECT count(*) FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+           WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+             AND c.relname IN ('g_jobs', 'b_jobs', 'g_plain', 'b_plain')}),
+	'0', 'B: the group tables made by the update are not members of the extension');
+sql(q{SELECT mq.send('plain', jsonb_build_object('g', n), group_key => 'k') FROM generate_series(1, 3) n});
+is(sql(q{SELECT string_agg(message->>'g' || '/' || group_key, ',') FROM mq.receive('plain', 10)}),
+	'1/k', 'B: an updated queue hands out one message of a group at a time');
+sql(q{SELECT mq.ack('plain', id) FROM mq.w_plain WHERE group_key = 'k'});
+is(sql(q{SELECT string_agg(message->>'g', ',') FROM mq.receive('plain', 10)}),
+	'2', 'B: and the next one after the ack');
+sql(q{SELECT mq.purge_queue('plain')});
+
+# the SQL surface of the update is that of a fresh install: functions with
+# their arguments and defaults, the columns of types and views
+my $surface_sql = q{
+	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+	  SELECT 'function ' || p.proname || '(' || pg_get_function_arguments(p.oid) || ') '
+	         || pg_get_function_result(p.oid) || ' ' || p.provolatile::text || p.proisstrict::text AS x
+	    FROM pg_proc p WHERE p.pronamespace = 'mq'::regnamespace
+	  UNION ALL
+	  SELECT 'column ' || c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+	    FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+	   WHERE c.relnamespace = 'mq'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	     AND c.relkind IN ('v', 'c')) s};
+sql("CREATE DATABASE v_fresh TEMPLATE template0");
+sql("CREATE EXTENSION mq", undef, 'v_fresh');
+is(sql($surface_sql), sql($surface_sql, undef, 'v_fresh'),
+	'B: functions, types and views of the update are those of a fresh install');
+
 # the trap never ran
 is(sql(q{SELECT rolsuper FROM pg_roles WHERE rolname = 'tenant'}), 'f', 'tenant is no superuser');
 

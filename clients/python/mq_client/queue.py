@@ -42,6 +42,7 @@ class Message:
     visible_at: Optional[_dt.datetime] = None
     priority: int = 0
     receipt: Optional[str] = None
+    group_key: Optional[str] = None
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -50,19 +51,21 @@ class Message:
         return (self.headers or {}).get("topic")
 
 
-_MSG_COLS = "id, message, headers, attempt, enqueued_at, visible_at, priority, receipt"
+_MSG_COLS = "id, message, headers, attempt, enqueued_at, visible_at, priority, receipt, group_key"
 
 
 def _message(queue: str, row: Sequence[Any]) -> Message:
-    return Message(queue, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+    return Message(queue, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                   row[8])
 
 
 def publish(conn, topic: str, message: Any, headers: Optional[dict] = None,
-            delay: Interval = None) -> int:
-    """mq.publish: one copy to every subscribed queue; returns how many."""
+            delay: Interval = None, group_key: Optional[str] = None) -> int:
+    """mq.publish: one copy to every subscribed queue; returns how many.
+    With group_key, each copy joins that message group of its queue."""
     row = conn.execute(
-        "SELECT mq.publish(%s, %s, %s, coalesce(%s::interval, '0'))",
-        (topic, Jsonb(message), _jsonb(headers), _interval(delay))).fetchone()
+        "SELECT mq.publish(%s, %s, %s, coalesce(%s::interval, '0'), %s)",
+        (topic, Jsonb(message), _jsonb(headers), _interval(delay), group_key)).fetchone()
     return row[0]
 
 
@@ -79,40 +82,45 @@ class Queue:
     # --- producing (the caller's transaction) -----------------------------
 
     def send(self, message: Any, headers: Optional[dict] = None, delay: Interval = None,
-             priority: int = 0, dedup_key: Optional[str] = None) -> int:
-        """mq.send; returns the message id."""
+             priority: int = 0, dedup_key: Optional[str] = None,
+             group_key: Optional[str] = None) -> int:
+        """mq.send; returns the message id.  group_key: its message group."""
         row = self.conn.execute(
-            "SELECT mq.send(%s, %s, %s, coalesce(%s::interval, '0'), %s, %s)",
+            "SELECT mq.send(%s, %s, %s, coalesce(%s::interval, '0'), %s, %s, %s)",
             (self.name, Jsonb(message), _jsonb(headers), _interval(delay), priority,
-             dedup_key)).fetchone()
+             dedup_key, group_key)).fetchone()
         return row[0]
 
     def send_batch(self, messages: Iterable[Any], headers: Optional[Iterable[Optional[dict]]] = None,
-                   delay: Interval = None, priority: int = 0) -> list:
-        """mq.send_batch; returns the ids in input order."""
+                   delay: Interval = None, priority: int = 0, group_key: Optional[str] = None,
+                   group_keys: Optional[Iterable[Optional[str]]] = None) -> list:
+        """mq.send_batch; returns the ids in input order.  group_key: one
+        group for the batch; group_keys: one per message (None: no group)."""
         msgs = [Jsonb(m) for m in messages]
         hdrs = None if headers is None else [_jsonb(h) for h in headers]
+        keys = None if group_keys is None else list(group_keys)
         cur = self.conn.execute(
             "SELECT id FROM mq.send_batch(%s, %s::jsonb[], %s::jsonb[],"
-            " coalesce(%s::interval, '0'), %s) AS id",
-            (self.name, msgs, hdrs, _interval(delay), priority))
+            " coalesce(%s::interval, '0'), %s, %s, %s::text[]) AS id",
+            (self.name, msgs, hdrs, _interval(delay), priority, group_key, keys))
         return [r[0] for r in cur.fetchall()]
 
     def publish(self, topic: str, message: Any, headers: Optional[dict] = None,
-                delay: Interval = None) -> int:
+                delay: Interval = None, group_key: Optional[str] = None) -> int:
         """mq.publish on this queue's connection (topics are not per queue:
         the copies go to every subscribed queue)."""
-        return publish(self.conn, topic, message, headers, delay)
+        return publish(self.conn, topic, message, headers, delay, group_key)
 
     # --- consuming ---------------------------------------------------------
 
     def receive(self, quantity: int = 1, visibility_timeout: Interval = None,
-                wait: Interval = None) -> list:
-        """mq.receive: lease up to `quantity` messages; `wait` blocks."""
+                wait: Interval = None, per_group: int = 1) -> list:
+        """mq.receive: lease up to `quantity` messages; `wait` blocks;
+        per_group: messages of one group handed out together, in order."""
         cur = self.conn.execute(
             f"SELECT {_MSG_COLS} FROM mq.receive(%s, %s, %s::interval,"
-            " coalesce(%s::interval, '0'))",
-            (self.name, quantity, _interval(visibility_timeout), _interval(wait)))
+            " coalesce(%s::interval, '0'), %s)",
+            (self.name, quantity, _interval(visibility_timeout), _interval(wait), per_group))
         return [_message(self.name, r) for r in cur.fetchall()]
 
     def ack(self, msg: Union[Message, int], receipt: Optional[str] = None) -> bool:

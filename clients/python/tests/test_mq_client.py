@@ -94,6 +94,25 @@ class QueueTest(unittest.TestCase):
         self.assertEqual([(m.message, m.topic) for m in got], [({"x": 2}, "py.b")])
 
 
+    def test_message_groups(self):
+        make_queue("py_groups")
+        with admin() as c:
+            q = Queue(c, "py_groups")
+            q.send({"n": 1}, group_key="a")
+            q.send_batch([{"n": 2}, {"n": 3}], group_key="a")
+            q.send_batch([{"n": 4}, {"n": 5}], group_keys=["b", None])
+            got = q.receive(10)
+            self.assertEqual(sorted((m.message["n"], m.group_key) for m in got),
+                             [(1, "a"), (4, "b"), (5, None)],
+                             "one message per group, and the ungrouped one")
+            for m in got:
+                q.ack(m)
+            run = q.receive(10, per_group=2)
+            self.assertEqual([(m.message["n"], m.group_key) for m in run],
+                             [(2, "a"), (3, "a")], "per_group: a run of group a, in order")
+            self.assertEqual(q.metrics()["groups_in_flight"], 2)
+
+
 class WorkerTest(unittest.TestCase):
     def run_worker(self, worker, done, timeout, what):
         worker.start()

@@ -1,0 +1,184 @@
+-- groups: message groups (send's group_key): strict order within a group,
+-- one message of a group handed out at a time, parallel across groups
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE q; RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
+-- what a receive handed out: "n/group" in the order it returned them
+CREATE TEMP TABLE got (id bigint, n text, g text, attempt int, receipt text);
+CREATE FUNCTION pg_temp.recv(q text, qty int, per_group int DEFAULT 1,
+                             vt interval DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE r record; res text := '';
+BEGIN
+  FOR r IN SELECT * FROM mq.receive(q, qty, visibility_timeout => vt, per_group => per_group) LOOP
+    DELETE FROM got WHERE id = r.id;
+    INSERT INTO got VALUES (r.id, r.message->>'n', r.group_key, r.attempt, r.receipt);
+    res := res || CASE WHEN res = '' THEN '' ELSE ' ' END
+               || coalesce(r.message->>'n', '?') || '/' || coalesce(left(r.group_key, 8), '-');
+  END LOOP;
+  RETURN res;
+END $$;
+CREATE FUNCTION pg_temp.msg(q text, n text) RETURNS bigint LANGUAGE sql AS
+  $$ SELECT id FROM got WHERE got.n = msg.n $$;
+CREATE FUNCTION pg_temp.ack(q text, n text) RETURNS boolean LANGUAGE sql AS
+  $$ SELECT mq.ack(q, id, receipt) FROM got WHERE got.n = ack.n $$;
+CREATE FUNCTION pg_temp.state(q text) RETURNS text LANGUAGE sql AS
+  $$ SELECT format('ready %s in_flight %s delayed %s groups %s groups_ready %s groups_in_flight %s',
+                   ready, in_flight, delayed, groups, groups_ready, groups_in_flight)
+       FROM mq.metrics(q) $$;
+
+SELECT mq.create_queue('gq', retry_delay => '0', max_attempts => 3);
+-- a, b interleaved, and an ungrouped message
+SELECT count(*) FROM (
+  SELECT mq.send('gq', jsonb_build_object('n', i::text), group_key => g)
+    FROM (VALUES (1, 'a'), (2, 'a'), (3, 'b'), (4, NULL), (5, 'a'), (6, 'b')) v(i, g)) s;
+SELECT pg_temp.state('gq');
+SELECT grouped FROM mq.queues WHERE queue = 'gq';
+-- one message per group, the first of each, and the ungrouped one
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.state('gq');
+-- ack a's first: a's second comes next, b stays held by 3
+SELECT pg_temp.ack('gq', '1');
+SELECT pg_temp.recv('gq', 10);
+-- a nack (no delay) makes the same message the next one of its group
+SELECT mq.nack('gq', pg_temp.msg('gq', '2'), delay => '0');
+SELECT pg_temp.recv('gq', 10);
+SELECT attempt FROM got WHERE n = '2';
+-- a nack with a delay holds the group until the retry
+SELECT mq.nack('gq', pg_temp.msg('gq', '2'), delay => '1 hour');
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.state('gq');
+-- acking the waiting retry cancels it; the group goes on
+SELECT mq.ack('gq', pg_temp.msg('gq', '2'));
+SELECT pg_temp.recv('gq', 10);
+-- an expired lease is a failed attempt: the same message comes back first
+SELECT pg_temp.ack('gq', '3');
+SELECT pg_temp.recv('gq', 10, vt => '1 millisecond');
+SELECT pg_sleep(0.05);
+SELECT pg_temp.recv('gq', 10);
+SELECT n, attempt FROM got WHERE n = '6';
+SELECT pg_temp.ack('gq', '5'), pg_temp.ack('gq', '6'), pg_temp.ack('gq', '4');
+SELECT pg_temp.state('gq');
+SELECT grouped FROM mq.queues WHERE queue = 'gq';
+SELECT count(*) AS group_rows FROM mq.g_gq;
+
+-- dead letter: past max_attempts the message goes, and its group moves on
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "10"}', '{"n": "11"}']::jsonb[], group_key => 'c');
+SELECT pg_temp.recv('gq', 10);
+SELECT mq.nack('gq', pg_temp.msg('gq', '10'), delay => '0');
+SELECT pg_temp.recv('gq', 10);
+SELECT mq.nack('gq', pg_temp.msg('gq', '10'), delay => '0');
+SELECT pg_temp.recv('gq', 10);
+SELECT mq.nack('gq', pg_temp.msg('gq', '10'), error => 'poison');
+SELECT message->>'n' AS n, group_key, attempts, last_error FROM mq.dead_letters WHERE queue = 'gq';
+SELECT pg_temp.recv('gq', 10);
+-- a redrive sends it back to the end of its group
+SELECT mq.redrive('gq');
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.ack('gq', '11');
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.ack('gq', '10');
+SELECT pg_temp.state('gq');
+
+-- a delayed message delays its group; a later message of it waits
+SELECT mq.send('gq', '{"n": "20"}', group_key => 'd', delay => '1 hour') > 0;
+SELECT mq.send('gq', '{"n": "21"}', group_key => 'd') > 0;
+SELECT mq.send('gq', '{"n": "22"}', group_key => 'e') > 0;
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.state('gq');
+SELECT mq.purge_queue('gq');
+SELECT pg_temp.state('gq');
+
+-- priority orders the groups' current messages, never reorders a group
+SELECT mq.send('gq', '{"n": "30"}', group_key => 'p', priority => 0) > 0;
+SELECT mq.send('gq', '{"n": "31"}', group_key => 'p', priority => 9) > 0;
+SELECT mq.send('gq', '{"n": "32"}', group_key => 'q', priority => 5) > 0;
+SELECT mq.send('gq', '{"n": "33"}', priority => 7) > 0;
+SELECT pg_temp.recv('gq', 1), pg_temp.recv('gq', 1), pg_temp.recv('gq', 1), pg_temp.recv('gq', 1);
+SELECT pg_temp.ack('gq', '30');
+SELECT pg_temp.recv('gq', 10);
+SELECT mq.purge_queue('gq');
+
+-- fairness: a group's next message queues behind the groups already ready
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "40"}', '{"n": "41"}', '{"n": "42"}']::jsonb[],
+                                   group_key => 'big');
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "43"}', '{"n": "44"}']::jsonb[],
+                                   group_keys => ARRAY['s1', 's2']);
+SELECT pg_temp.recv('gq', 1);
+SELECT pg_temp.ack('gq', '40');
+SELECT pg_temp.recv('gq', 10);
+SELECT mq.purge_queue('gq');
+
+-- per_group: a run of a group's next messages, in order, with its head
+SELECT count(*) FROM mq.send_batch('gq',
+  ARRAY['{"n": "50"}', '{"n": "51"}', '{"n": "52"}', '{"n": "53"}', '{"n": "54"}', '{"n": "55"}']::jsonb[],
+  group_keys => ARRAY['r', 'r', 'r', 's', 'r', NULL]);
+SELECT pg_temp.recv('gq', 10, per_group => 3);
+SELECT pg_temp.state('gq');
+-- the run holds its group until every message of it is gone
+SELECT pg_temp.ack('gq', '52'), pg_temp.ack('gq', '50');
+SELECT pg_temp.recv('gq', 10, per_group => 3);
+SELECT mq.nack('gq', pg_temp.msg('gq', '51'), delay => '0');
+SELECT pg_temp.recv('gq', 10, per_group => 3);
+SELECT pg_temp.ack('gq', '51');
+SELECT pg_temp.recv('gq', 10, per_group => 3);
+-- quantity bounds a run too
+SELECT mq.purge_queue('gq');
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "60"}', '{"n": "61"}', '{"n": "62"}']::jsonb[],
+                                   group_key => 't');
+SELECT pg_temp.recv('gq', 2, per_group => 10);
+SELECT mq.purge_queue('gq');
+
+-- pop: a popped message lets its group go on
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "70"}', '{"n": "71"}']::jsonb[], group_key => 'u');
+SELECT string_agg(message->>'n', ' ') FROM mq.pop('gq', 10);
+SELECT string_agg(message->>'n', ' ') FROM mq.pop('gq', 10);
+
+-- publish with a group key
+SELECT mq.create_queue('gsub');
+SELECT mq.subscribe('gsub', 'orders.#');
+SELECT mq.publish('orders.paid', '{"n": "80"}', group_key => 'order-1');
+SELECT mq.publish('orders.shipped', '{"n": "81"}', group_key => 'order-1');
+SELECT pg_temp.recv('gsub', 10);
+SELECT pg_temp.ack('gsub', '80');
+SELECT pg_temp.recv('gsub', 10);
+
+-- a dead letter into a dead-letter queue keeps its group there
+SELECT mq.create_queue('gdlq');
+SELECT mq.create_queue('gsrc', max_attempts => 1, dead_letter_queue => 'gdlq');
+SELECT mq.send('gsrc', '{"n": "90"}', group_key => 'k') > 0;
+SELECT pg_temp.recv('gsrc', 1);
+SELECT mq.nack('gsrc', pg_temp.msg('gsrc', '90'));
+SELECT pg_temp.recv('gdlq', 1);
+
+-- a rolled-back ack changes nothing: the message stays leased, its group held
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "95"}', '{"n": "96"}']::jsonb[], group_key => 'v');
+SELECT pg_temp.recv('gq', 10);
+BEGIN;
+SELECT pg_temp.ack('gq', '95');
+ROLLBACK;
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.ack('gq', '95');
+SELECT pg_temp.recv('gq', 10);
+SELECT mq.purge_queue('gq');
+
+-- bad inputs
+SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => '')$$);
+SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => repeat('x', 513))$$);
+SELECT pg_temp.err($$SELECT mq.send('gq', '{"n": "98"}', group_key => repeat('x', 512))$$);
+SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => 42)$$);
+SELECT pg_temp.err($$SELECT mq.send_batch('gq', ARRAY['{}']::jsonb[], group_key => 'a', group_keys => ARRAY['a'])$$);
+SELECT pg_temp.err($$SELECT mq.send_batch('gq', ARRAY['{}', '{}']::jsonb[], group_keys => ARRAY['a'])$$);
+SELECT pg_temp.err($$SELECT mq.send_batch('gq', ARRAY['{}']::jsonb[], group_keys => ARRAY[['a']])$$);
+SELECT pg_temp.err($$SELECT mq.send_batch('gq', ARRAY['{}']::jsonb[], group_keys => ARRAY[''])$$);
+SELECT pg_temp.err($$SELECT mq.publish('orders.x', '{}', group_key => '')$$);
+SELECT pg_temp.err($$SELECT mq.receive('gq', per_group => 0)$$);
+SELECT pg_temp.err($$SELECT mq.receive('gq', per_group => 10001)$$);
+SELECT pg_temp.err($$SELECT mq.receive('gq', per_group => 'x')$$);
+-- NULL: no group, and per_group 1
+SELECT mq.send('gq', '{"n": "99"}', group_key => NULL) > 0;
+SELECT pg_temp.recv('gq', 10, per_group => NULL);
+SELECT pg_temp.state('gq');
+SELECT mq.drop_queue('gq'), mq.drop_queue('gsub'), mq.drop_queue('gsrc'), mq.drop_queue('gdlq');
+SELECT count(*) FROM pg_class WHERE relnamespace = 'mq'::regnamespace AND relname ~ '^(g|b|gk|bi|qr|wr)_g';

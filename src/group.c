@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * group.c
+ *	  Message groups: when the current message of a group leaves the queue
+ *	  (acked, popped, dead-lettered, or the last one of a run of them), the
+ *	  next message of the group's backlog becomes the group's current one,
+ *	  ready (or delayed, if its delay has not passed); when the backlog is
+ *	  empty the group's row goes, and the next send to the group starts it
+ *	  again (src/insert.c).
+ *
+ * A group has at most one current message (or one run, src/take.c) in the
+ * ready and wait tables; the rest wait in the backlog, mq.b_<queue>, in the
+ * order their sends took the group's lock (gseq).  The row of the group in
+ * mq.g_<queue> exists while the group has messages; sends lock it, so that
+ * the visible part of a group's backlog is always a prefix of it in gseq
+ * order.  Moving the next message up needs no lock therefore, as long as
+ * there is one: only the settling of the group's only current message can
+ * run, and sends only append after it.  Finding none, the settler locks the
+ * group (waiting for a send in progress) and looks again before it removes
+ * the group's row.  The messages of a run can be settled concurrently: they
+ * lock the group first, so that the last one to go sees the others gone.
+ *
+ * The backlog is searched from just past the message that left (gseq >
+ * its gseq), so the index entries of the group's earlier messages, dead
+ * but kept while the xmin horizon is held, are never read again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+
+#include "util.h"
+#include "shmem.h"
+#include "catalog.h"
+#include "xact.h"
+#include "plans.h"
+#include "insert.h"
+#include "group.h"
+
+/* Another message of the run that began at run_start, not id, is still in the queue. */
+static bool
+mqg_run_active(MqQueue *q, int64 run_start, int64 id)
+{
+	Datum		args[2] = {Int64GetDatum(run_start), Int64GetDatum(id)};
+
+	if (mq_plan_run(q, MQP_RUN_ACTIVE, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not read the run of a group of queue \"%s\"", q->name);
+	return SPI_processed > 0;
+}
+
+/*
+ * Move the first message of key's backlog after gseq up: it becomes the
+ * group's current message.  False if the backlog (as this statement sees
+ * it) has none.
+ */
+static bool
+mqg_promote_next(MqQueue *q, text *key, int64 gseq)
+{
+	Datum		args[2] = {PointerGetDatum(key), Int64GetDatum(gseq)};
+	MqOutMessage m;
+	bool		isnull;
+	TimestampTz visible_at;
+
+	if (mq_plan_run(q, MQP_BACKLOG_NEXT, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "mq: could not read the backlog of queue \"%s\"", q->name);
+	if (SPI_processed == 0)
+		return false;
+	mq_read_message_row(SPI_tuptable, 0, &m);
+	visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 12, &isnull));
+	m.run_start = 0;
+	mq_xact_count(mq_queue_shared(q), MQC_BACKLOG, -1);
+	mq_insert_head(q, &m, visible_at);
+	return true;
+}
+
+/*
+ * A message of group key (its place gseq, its run run_start or 0, its id)
+ * has just left q's ready or wait table in this transaction: let the group
+ * go on.
+ */
+void
+mq_group_settled(MqQueue *q, text *key, int64 gseq, int64 run_start, int64 id)
+{
+	ItemPointerData tid;
+	bool		locked = false;
+
+	if (run_start != 0)
+	{
+		/* the run's messages settle one by one: the last one moves on */
+		locked = mq_group_lock(q, key, false, &tid);
+		if (mqg_run_active(q, run_start, id))
+			return;
+	}
+	if (mqg_promote_next(q, key, gseq))
+		return;
+	/* nothing visible: a send in progress may be adding; wait for it */
+	if (!locked)
+	{
+		locked = mq_group_lock(q, key, false, &tid);
+		if (mqg_promote_next(q, key, gseq))
+			return;
+	}
+	if (!locked)
+		return;					/* no row (purged meanwhile): nothing to remove */
+	{
+		Datum		arg = PointerGetDatum(&tid);
+
+		if (mq_plan_run(q, MQP_GROUP_DELETE, &arg, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "mq: could not remove a group of queue \"%s\"", q->name);
+		mq_xact_count(mq_queue_shared(q), MQC_GROUPS, -(int64) SPI_processed);
+	}
+}
