@@ -8,6 +8,7 @@ business transaction and vanishes if it rolls back: the outbox).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -52,9 +53,60 @@ class Message:
 
 _MSG_COLS = "id, message, headers, attempt, enqueued_at, visible_at, priority, receipt"
 
+# A receive fetches its whole batch as ONE text value, a JSON array of one
+# array per message, parsed by the C json module.  psycopg without its C
+# extension (Debian 12's python3-psycopg has none) reads every value of a
+# result through ctypes and parses it in Python: ~10 us a value, 8 per
+# message, each ctypes call a release and re-acquisition of the GIL that
+# threads then fight over (bench/RESULTS.md, WC).
+_RECEIVE_SQL = (f"SELECT json_agg(json_build_array({_MSG_COLS}))::text"
+                " FROM mq.receive(%s, %s, %s::interval, coalesce(%s::interval, '0'))")
 
-def _message(queue: str, row: Sequence[Any]) -> Message:
-    return Message(queue, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+
+def _timestamp(text: Optional[str], tz) -> Optional[_dt.datetime]:
+    """A timestamptz as json_build_array writes it (ISO 8601 with offset) as
+    psycopg loads one: an aware datetime in the connection's time zone."""
+    if text is None:
+        return None
+    try:
+        ts = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        ts = _dt.datetime.fromisoformat(_iso_for_old_python(text))
+    return ts.astimezone(tz)
+
+
+def _iso_for_old_python(text: str) -> str:
+    """Python < 3.11 parses only 0, 3 or 6 digits of a second's fraction;
+    PostgreSQL drops trailing zeros ("12:00:00.5+00:00")."""
+    head, dot, rest = text.partition(".")
+    if not dot:
+        return text
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    return f"{head}.{rest[:digits].ljust(6, '0')}{rest[digits:]}"
+
+
+def _messages(queue: str, text: Optional[str], tz) -> list:
+    if text is None:                    # json_agg of no rows
+        return []
+    return [Message(queue, mid, message, headers, attempt, _timestamp(enqueued_at, tz),
+                    _timestamp(visible_at, tz), priority, receipt)
+            for mid, message, headers, attempt, enqueued_at, visible_at, priority, receipt
+            in json.loads(text)]
+
+
+def _array_literal(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal of ints or strings (NULL for None), one
+    text parameter instead of psycopg dumping the list element by element."""
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("NULL")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            parts.append(str(v))
+        else:
+            v = str(v)
+            parts.append('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
 
 
 def publish(conn, topic: str, message: Any, headers: Optional[dict] = None,
@@ -109,11 +161,10 @@ class Queue:
     def receive(self, quantity: int = 1, visibility_timeout: Interval = None,
                 wait: Interval = None) -> list:
         """mq.receive: lease up to `quantity` messages; `wait` blocks."""
-        cur = self.conn.execute(
-            f"SELECT {_MSG_COLS} FROM mq.receive(%s, %s, %s::interval,"
-            " coalesce(%s::interval, '0'))",
-            (self.name, quantity, _interval(visibility_timeout), _interval(wait)))
-        return [_message(self.name, r) for r in cur.fetchall()]
+        row = self.conn.execute(
+            _RECEIVE_SQL,
+            (self.name, quantity, _interval(visibility_timeout), _interval(wait))).fetchone()
+        return _messages(self.name, row[0], self.conn.info.timezone)
 
     def ack(self, msg: Union[Message, int], receipt: Optional[str] = None) -> bool:
         """mq.ack, fenced by the delivery's receipt when given a Message."""
@@ -127,10 +178,12 @@ class Queue:
         ids = [m.id if isinstance(m, Message) else m for m in msgs]
         receipts = [m.receipt if isinstance(m, Message) else None for m in msgs]
         if all(r is not None for r in receipts):
-            row = self.conn.execute("SELECT mq.ack(%s, %s::bigint[], %s::text[])",
-                                    (self.name, ids, receipts)).fetchone()
+            row = self.conn.execute("SELECT mq.ack(%s, %s::text::bigint[], %s::text::text[])",
+                                    (self.name, _array_literal(ids),
+                                     _array_literal(receipts))).fetchone()
         else:
-            row = self.conn.execute("SELECT mq.ack(%s, %s::bigint[])", (self.name, ids)).fetchone()
+            row = self.conn.execute("SELECT mq.ack(%s, %s::text::bigint[])",
+                                    (self.name, _array_literal(ids))).fetchone()
         return row[0]
 
     def nack(self, msg: Union[Message, int], error: Optional[str] = None,
