@@ -88,15 +88,29 @@ def _iso_for_old_python(text: str) -> str:
 def _messages(queue: str, text: Optional[str], tz) -> list:
     if text is None:                    # json_agg of no rows
         return []
-    return [Message(queue, mid, message, headers, attempt, _timestamp(enqueued_at, tz),
-                    _timestamp(visible_at, tz), priority, receipt)
-            for mid, message, headers, attempt, enqueued_at, visible_at, priority, receipt
-            in json.loads(text)]
+    seen: dict = {}                     # a batch's messages share their visible_at,
+    out = []                            # often their enqueued_at (datetimes are immutable)
+    for mid, message, headers, attempt, enqueued_at, visible_at, priority, receipt \
+            in json.loads(text):
+        enq = seen.get(enqueued_at)
+        if enq is None:
+            enq = seen[enqueued_at] = _timestamp(enqueued_at, tz)
+        vis = seen.get(visible_at)
+        if vis is None:
+            vis = seen[visible_at] = _timestamp(visible_at, tz)
+        out.append(Message(queue, mid, message, headers, attempt, enq, vis, priority, receipt))
+    return out
 
 
 def _array_literal(values: Sequence[Any]) -> str:
     """A PostgreSQL array literal of ints or strings (NULL for None), one
     text parameter instead of psycopg dumping the list element by element."""
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    if all(type(v) is str for v in values):
+        joined = '","'.join(values)     # receipts: hexadecimal digits, nothing to escape
+        if '"' not in joined and "\\" not in joined:
+            return '{"' + joined + '"}' if values else "{}"
     parts = []
     for v in values:
         if v is None:

@@ -134,7 +134,9 @@ class QueueTest(unittest.TestCase):
     def test_array_literals_and_old_python_timestamps(self):
         with admin() as c:
             for values, typ in ((["a", 'q"', "b\\s", "{x,y}", " sp ", "", None, "NULL"], "text"),
-                                ([1, -2, 2 ** 62, None], "bigint")):
+                                (["0123456789abcdef", "x y"], "text"), ([], "text"),
+                                ([1, -2, 2 ** 62, None], "bigint"), ([7, -8], "bigint"),
+                                ([], "bigint")):
                 got = c.execute(f"SELECT %s::text::{typ}[]",
                                 (mq_queue._array_literal(values),)).fetchone()[0]
                 self.assertEqual(got, values)
