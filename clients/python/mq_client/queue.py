@@ -108,9 +108,9 @@ def _array_literal(values: Sequence[Any]) -> str:
     if all(type(v) is int for v in values):
         return "{" + ",".join(map(str, values)) + "}"
     if all(type(v) is str for v in values):
-        joined = '","'.join(values)     # receipts: hexadecimal digits, nothing to escape
-        if '"' not in joined and "\\" not in joined:
-            return '{"' + joined + '"}' if values else "{}"
+        flat = "".join(values)          # receipts: hexadecimal digits, nothing to escape
+        if '"' not in flat and "\\" not in flat:
+            return '{"' + '","'.join(values) + '"}' if values else "{}"
     parts = []
     for v in values:
         if v is None:
