@@ -8,7 +8,6 @@ business transaction and vanishes if it rolls back: the outbox).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -53,13 +52,17 @@ class Message:
 
 _MSG_COLS = "id, message, headers, attempt, enqueued_at, visible_at, priority, receipt"
 
-# A receive fetches its whole batch as ONE text value, a JSON array of one
-# array per message, parsed by the C json module.  psycopg without its C
-# extension (Debian 12's python3-psycopg has none) reads every value of a
-# result through ctypes and parses it in Python: ~10 us a value, 8 per
-# message, each ctypes call a release and re-acquisition of the GIL that
-# threads then fight over (bench/RESULTS.md, WC).
-_RECEIVE_SQL = (f"SELECT json_agg(json_build_array({_MSG_COLS}))::text"
+# A receive fetches each message as ONE json value, an array of its fields,
+# which psycopg hands to json.loads (the C json module, or what
+# psycopg.types.json.set_json_loads configured, as for the jsonb columns
+# before).  psycopg without its C extension (Debian 12's python3-psycopg
+# has none) reads every value of a result through ctypes and parses it in
+# Python: 8 columns a message cost ~80 us in all, each ctypes call a
+# release and re-acquisition of the GIL that a Worker's threads then fight
+# over (bench/RESULTS.md, WC).  Not one value per batch (json_agg): a text
+# value holds at most 1 GB while a message may hold 256 MB, and
+# aggregating large messages costs the server more than sending them as rows.
+_RECEIVE_SQL = (f"SELECT json_build_array({_MSG_COLS})"
                 " FROM mq.receive(%s, %s, %s::interval, coalesce(%s::interval, '0'))")
 
 
@@ -85,20 +88,21 @@ def _iso_for_old_python(text: str) -> str:
     return f"{head}.{rest[:digits].ljust(6, '0')}{rest[digits:]}"
 
 
-def _messages(queue: str, text: Optional[str], tz) -> list:
-    if text is None:                    # json_agg of no rows
-        return []
+def _messages(queue: str, rows: Sequence[Sequence[Any]], tz) -> list:
+    """The Messages of _RECEIVE_SQL's rows."""
     seen: dict = {}                     # a batch's messages share their visible_at,
     out = []                            # often their enqueued_at (datetimes are immutable)
-    for mid, message, headers, attempt, enqueued_at, visible_at, priority, receipt \
-            in json.loads(text):
+    for (fields,) in rows:
+        mid, message, headers, attempt, enqueued_at, visible_at, priority, receipt = fields
         enq = seen.get(enqueued_at)
         if enq is None:
             enq = seen[enqueued_at] = _timestamp(enqueued_at, tz)
         vis = seen.get(visible_at)
         if vis is None:
             vis = seen[visible_at] = _timestamp(visible_at, tz)
-        out.append(Message(queue, mid, message, headers, attempt, enq, vis, priority, receipt))
+        # int(): a set_json_loads(parse_int=...) applies to the message, not to these
+        out.append(Message(queue, int(mid), message, headers, int(attempt), enq, vis,
+                           int(priority), receipt))
     return out
 
 
@@ -175,10 +179,10 @@ class Queue:
     def receive(self, quantity: int = 1, visibility_timeout: Interval = None,
                 wait: Interval = None) -> list:
         """mq.receive: lease up to `quantity` messages; `wait` blocks."""
-        row = self.conn.execute(
+        rows = self.conn.execute(
             _RECEIVE_SQL,
-            (self.name, quantity, _interval(visibility_timeout), _interval(wait))).fetchone()
-        return _messages(self.name, row[0], self.conn.info.timezone)
+            (self.name, quantity, _interval(visibility_timeout), _interval(wait))).fetchall()
+        return _messages(self.name, rows, self.conn.info.timezone) if rows else []
 
     def ack(self, msg: Union[Message, int], receipt: Optional[str] = None) -> bool:
         """mq.ack, fenced by the delivery's receipt when given a Message."""

@@ -6,6 +6,8 @@ discover -s clients/python/tests (tools/test.sh does, in `make test`)."""
 
 import collections
 import datetime as _dt
+import decimal
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import time
 import unittest
 
 import psycopg
+from psycopg.types.json import set_json_loads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -130,6 +133,26 @@ class QueueTest(unittest.TestCase):
         with admin() as c:
             self.assertEqual(Queue(c, "py_fields").ack_many(got), len(payloads))
             self.assertEqual(Queue(c, "py_fields").receive(10), [], "none left")
+
+    def test_receive_applies_the_connections_json_loads_to_the_message_only(self):
+        # each message comes as one json value, loaded as psycopg loads json:
+        # a connection's set_json_loads applies to message and headers as it
+        # did to the jsonb columns, and not to id, attempt or priority
+        make_queue("py_loads")
+        with admin() as c:
+            q = Queue(c, "py_loads")
+            sent = q.send({"amount": 99.5, "n": 7}, headers={"rate": 0.25}, priority=2)
+            set_json_loads(lambda data: json.loads(data, parse_float=decimal.Decimal,
+                                                   parse_int=decimal.Decimal), c)
+            got = q.receive(10)
+            self.assertEqual(len(got), 1)
+            m = got[0]
+            self.assertEqual((m.message, m.headers),
+                             ({"amount": decimal.Decimal("99.5"), "n": 7}, {"rate": decimal.Decimal("0.25")}))
+            self.assertIsInstance(m.message["amount"], decimal.Decimal)
+            self.assertEqual([type(v) for v in (m.id, m.attempt, m.priority)], [int, int, int])
+            self.assertEqual((m.id, m.attempt, m.priority), (sent, 1, 2))
+            self.assertEqual(q.ack_many(got), 1)
 
     def test_array_literals_and_old_python_timestamps(self):
         with admin() as c:
