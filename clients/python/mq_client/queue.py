@@ -57,11 +57,13 @@ _MSG_COLS = "id, message, headers, attempt, enqueued_at, visible_at, priority, r
 # psycopg.types.json.set_json_loads configured, as for the jsonb columns
 # before).  psycopg without its C extension (Debian 12's python3-psycopg
 # has none) reads every value of a result through ctypes and parses it in
-# Python: 8 columns a message cost ~80 us in all, each ctypes call a
-# release and re-acquisition of the GIL that a Worker's threads then fight
-# over (bench/RESULTS.md, WC).  Not one value per batch (json_agg): a text
-# value holds at most 1 GB while a message may hold 256 MB, and
-# aggregating large messages costs the server more than sending them as rows.
+# Python: 8 columns a message were most of the 55 us a Worker spent per
+# message on one connection, and each ctypes call releases and re-takes
+# the GIL, which 4 threads then fought over (160-180 us per message;
+# now about 20: bench/RESULTS.md, WC).  Not one value per batch
+# (json_agg): a text value holds at most 1 GB while a message may hold
+# 256 MB, and aggregating large messages costs the server more than
+# sending them as rows.
 _RECEIVE_SQL = (f"SELECT json_build_array({_MSG_COLS})"
                 " FROM mq.receive(%s, %s, %s::interval, coalesce(%s::interval, '0'))")
 
