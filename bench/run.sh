@@ -1366,6 +1366,8 @@ if want WC; then
         R[WC$client,mq]=$(sed -n 's/.*: \([0-9]*\) msg\/s.*/\1/p' "$OUT/WC-$client.log")
         [ -n "${R[WC$client,mq]}" ] || die "WC $client: no rate in $OUT/WC-$client.log"
         ROWS+=("WC$client|$label|tps")
+        cpu=$(sed -n 's/.*; cpu \([0-9.]*\) us\/msg.*/\1/p' "$OUT/WC-$client.log")
+        [ -n "$cpu" ] && NOTES+=("WC $client: the worker process used $cpu us of CPU per message (user + system)")
         target "WC $client / W2" "$(ratio "${R[WC$client,mq]}" "${R[WC$client,floor]}")" ">=" 0.5
     done
     NOTES+=("WC: worker msg/s draining $N_WC messages (start to last ack) vs W2 (pgbench, 4 clients, sync off) just before it")

@@ -53,10 +53,81 @@ class Message:
 
 _MSG_COLS = "id, message, headers, attempt, enqueued_at, visible_at, priority, receipt, group_key"
 
+# A receive fetches each message as ONE json value, an array of its fields,
+# which psycopg hands to json.loads (the C json module, or what
+# psycopg.types.json.set_json_loads configured, as for the jsonb columns
+# before).  psycopg without its C extension (Debian 12's python3-psycopg
+# has none) reads every value of a result through ctypes and parses it in
+# Python: 8 columns a message were most of the 55 us a Worker spent per
+# message on one connection, and each ctypes call releases and re-takes
+# the GIL, which 4 threads then fought over (160-180 us per message;
+# now about 20: bench/RESULTS.md, WC).  Not one value per batch
+# (json_agg): a text value holds at most 1 GB while a message may hold
+# 256 MB, and aggregating large messages costs the server more than
+# sending them as rows.
+_RECEIVE_SQL = (f"SELECT json_build_array({_MSG_COLS})"
+                " FROM mq.receive(%s, %s, %s::interval, coalesce(%s::interval, '0'), %s)")
 
-def _message(queue: str, row: Sequence[Any]) -> Message:
-    return Message(queue, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                   row[8])
+
+def _timestamp(text: Optional[str], tz) -> Optional[_dt.datetime]:
+    """A timestamptz as json_build_array writes it (ISO 8601 with offset) as
+    psycopg loads one: an aware datetime in the connection's time zone."""
+    if text is None:
+        return None
+    try:
+        ts = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        ts = _dt.datetime.fromisoformat(_iso_for_old_python(text))
+    return ts.astimezone(tz)
+
+
+def _iso_for_old_python(text: str) -> str:
+    """Python < 3.11 parses only 0, 3 or 6 digits of a second's fraction;
+    PostgreSQL drops trailing zeros ("12:00:00.5+00:00")."""
+    head, dot, rest = text.partition(".")
+    if not dot:
+        return text
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    return f"{head}.{rest[:digits].ljust(6, '0')}{rest[digits:]}"
+
+
+def _messages(queue: str, rows: Sequence[Sequence[Any]], tz) -> list:
+    """The Messages of _RECEIVE_SQL's rows."""
+    seen: dict = {}                     # a batch's messages share their visible_at,
+    out = []                            # often their enqueued_at (datetimes are immutable)
+    for (fields,) in rows:
+        mid, message, headers, attempt, enqueued_at, visible_at, priority, receipt, group_key = fields
+        enq = seen.get(enqueued_at)
+        if enq is None:
+            enq = seen[enqueued_at] = _timestamp(enqueued_at, tz)
+        vis = seen.get(visible_at)
+        if vis is None:
+            vis = seen[visible_at] = _timestamp(visible_at, tz)
+        # int(): a set_json_loads(parse_int=...) applies to the message, not to these
+        out.append(Message(queue, int(mid), message, headers, int(attempt), enq, vis,
+                           int(priority), receipt, group_key))
+    return out
+
+
+def _array_literal(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal of ints or strings (NULL for None), one
+    text parameter instead of psycopg dumping the list element by element."""
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    if all(type(v) is str for v in values):
+        flat = "".join(values)          # receipts: hexadecimal digits, nothing to escape
+        if '"' not in flat and "\\" not in flat:
+            return '{"' + '","'.join(values) + '"}' if values else "{}"
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("NULL")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            parts.append(str(v))
+        else:
+            v = str(v)
+            parts.append('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
 
 
 def publish(conn, topic: str, message: Any, headers: Optional[dict] = None,
@@ -117,11 +188,11 @@ class Queue:
                 wait: Interval = None, per_group: int = 1) -> list:
         """mq.receive: lease up to `quantity` messages; `wait` blocks;
         per_group: messages of one group handed out together, in order."""
-        cur = self.conn.execute(
-            f"SELECT {_MSG_COLS} FROM mq.receive(%s, %s, %s::interval,"
-            " coalesce(%s::interval, '0'), %s)",
-            (self.name, quantity, _interval(visibility_timeout), _interval(wait), per_group))
-        return [_message(self.name, r) for r in cur.fetchall()]
+        rows = self.conn.execute(
+            _RECEIVE_SQL,
+            (self.name, quantity, _interval(visibility_timeout), _interval(wait),
+             per_group)).fetchall()
+        return _messages(self.name, rows, self.conn.info.timezone) if rows else []
 
     def ack(self, msg: Union[Message, int], receipt: Optional[str] = None) -> bool:
         """mq.ack, fenced by the delivery's receipt when given a Message."""
@@ -135,10 +206,12 @@ class Queue:
         ids = [m.id if isinstance(m, Message) else m for m in msgs]
         receipts = [m.receipt if isinstance(m, Message) else None for m in msgs]
         if all(r is not None for r in receipts):
-            row = self.conn.execute("SELECT mq.ack(%s, %s::bigint[], %s::text[])",
-                                    (self.name, ids, receipts)).fetchone()
+            row = self.conn.execute("SELECT mq.ack(%s, %s::text::bigint[], %s::text::text[])",
+                                    (self.name, _array_literal(ids),
+                                     _array_literal(receipts))).fetchone()
         else:
-            row = self.conn.execute("SELECT mq.ack(%s, %s::bigint[])", (self.name, ids)).fetchone()
+            row = self.conn.execute("SELECT mq.ack(%s, %s::text::bigint[])",
+                                    (self.name, _array_literal(ids))).fetchone()
         return row[0]
 
     def nack(self, msg: Union[Message, int], error: Optional[str] = None,

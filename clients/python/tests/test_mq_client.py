@@ -5,6 +5,9 @@ concurrent workers.  Run: PYTHONPATH=clients/python python3 -m unittest -v
 discover -s clients/python/tests (tools/test.sh does, in `make test`)."""
 
 import collections
+import datetime as _dt
+import decimal
+import json
 import os
 import signal
 import subprocess
@@ -14,11 +17,13 @@ import time
 import unittest
 
 import psycopg
+from psycopg.types.json import set_json_loads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import cluster  # noqa: E402
 from mq_client import Message, Queue, Worker  # noqa: E402
+from mq_client import queue as mq_queue  # noqa: E402
 
 DSN = None
 
@@ -92,6 +97,78 @@ class QueueTest(unittest.TestCase):
         with admin() as c:
             got = Queue(c, "py_topic").receive(10)
         self.assertEqual([(m.message, m.topic) for m in got], [({"x": 2}, "py.b")])
+
+    def test_receive_loads_each_field_as_psycopg_loads_the_row(self):
+        # receive fetches a batch as one JSON text value and parses it in
+        # Python: every field must come out as psycopg loads the columns of
+        # mq.receive, also in a time zone with a half-hour offset.
+        make_queue("py_fields")
+        payloads = [({"s": 'q"uote\\back\u00e9', "f": 99.5, "big": 2 ** 62, "l": [None, True]},
+                     {"tenant": "acme", "n": [1, 2]}, 5),
+                    ("just a string", None, 0), (12345, {}, -3), (None, None, 0)]
+        with admin() as c:
+            q = Queue(c, "py_fields")
+            for msg, hdr, prio in payloads:
+                q.send(msg, headers=hdr, priority=prio)
+        with psycopg.connect(DSN) as conn:
+            conn.execute("SET TimeZone = 'Asia/Kolkata'")
+            conn.commit()
+            # a receive rolled back gives its messages back (as one more attempt)
+            rows = conn.execute("SELECT id, message, headers, attempt, enqueued_at, visible_at,"
+                                " priority, receipt FROM mq.receive('py_fields', 10)").fetchall()
+            conn.rollback()
+            got = Queue(conn, "py_fields").receive(10)
+            conn.commit()
+        self.assertEqual(len(got), len(payloads))
+        self.assertEqual(len(rows), len(payloads))
+        for row, m in zip(rows, got):
+            mine = (m.id, m.message, m.headers, m.attempt, m.enqueued_at, m.priority)
+            theirs = (row[0], row[1], row[2], row[3] + 1, row[4], row[6])
+            self.assertEqual(mine, theirs)
+            self.assertEqual([type(v) for v in mine], [type(v) for v in theirs])
+            self.assertEqual(m.enqueued_at.tzinfo, row[4].tzinfo)
+            self.assertEqual(m.enqueued_at.utcoffset(), _dt.timedelta(hours=5, minutes=30))
+            self.assertEqual((m.visible_at.tzinfo, type(m.receipt)), (row[5].tzinfo, str))
+        self.assertEqual([m.priority for m in got], [5, 0, 0, -3], "priority order kept")
+        with admin() as c:
+            self.assertEqual(Queue(c, "py_fields").ack_many(got), len(payloads))
+            self.assertEqual(Queue(c, "py_fields").receive(10), [], "none left")
+
+    def test_receive_applies_the_connections_json_loads_to_the_message_only(self):
+        # each message comes as one json value, loaded as psycopg loads json:
+        # a connection's set_json_loads applies to message and headers as it
+        # did to the jsonb columns, and not to id, attempt or priority
+        make_queue("py_loads")
+        with admin() as c:
+            q = Queue(c, "py_loads")
+            sent = q.send({"amount": 99.5, "n": 7}, headers={"rate": 0.25}, priority=2)
+            set_json_loads(lambda data: json.loads(data, parse_float=decimal.Decimal,
+                                                   parse_int=decimal.Decimal), c)
+            got = q.receive(10)
+            self.assertEqual(len(got), 1)
+            m = got[0]
+            self.assertEqual((m.message, m.headers),
+                             ({"amount": decimal.Decimal("99.5"), "n": 7}, {"rate": decimal.Decimal("0.25")}))
+            self.assertIsInstance(m.message["amount"], decimal.Decimal)
+            self.assertEqual([type(v) for v in (m.id, m.attempt, m.priority)], [int, int, int])
+            self.assertEqual((m.id, m.attempt, m.priority), (sent, 1, 2))
+            self.assertEqual(q.ack_many(got), 1)
+
+    def test_array_literals_and_old_python_timestamps(self):
+        with admin() as c:
+            for values, typ in ((["a", 'q"', "b\\s", "{x,y}", " sp ", "", None, "NULL"], "text"),
+                                (["0123456789abcdef", "x y"], "text"), ([], "text"),
+                                ([1, -2, 2 ** 62, None], "bigint"), ([7, -8], "bigint"),
+                                ([], "bigint")):
+                got = c.execute(f"SELECT %s::text::{typ}[]",
+                                (mq_queue._array_literal(values),)).fetchone()[0]
+                self.assertEqual(got, values)
+        self.assertEqual(mq_queue._iso_for_old_python("2026-01-02T03:04:05.5+05:30"),
+                         "2026-01-02T03:04:05.500000+05:30")
+        self.assertEqual(mq_queue._iso_for_old_python("2026-01-02T03:04:05-08:00"),
+                         "2026-01-02T03:04:05-08:00")
+        self.assertEqual(mq_queue._timestamp("2026-01-02T03:04:05.25-08:00", _dt.timezone.utc),
+                         _dt.datetime(2026, 1, 2, 11, 4, 5, 250000, tzinfo=_dt.timezone.utc))
 
 
     def test_message_groups(self):
