@@ -450,6 +450,7 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 	bool		isnull;
 	char		rel[NAMEDATALEN];
 	Oid			nsp;
+	bool		reread = false;
 
 	if (mqc_load_plan == NULL)
 	{
@@ -464,6 +465,7 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 	 * Not read-only: a fresh snapshot, so that a queue dropped while we
 	 * waited for its lock is seen as gone.
 	 */
+again:
 	if (mq_exec_plan(mqc_load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not read the queue catalog");
 	if (SPI_processed == 0)
@@ -506,8 +508,25 @@ mqc_load(MqQueue *q, const char *name, bool *damaged)
 	 * committed since the row was read looks the same.  Read the row again,
 	 * with a newer snapshot: if it is gone, so is the queue.
 	 */
-	if ((!mqc_tables_exist(q) || !mqc_tables_owned(q)) && !mqc_row_exists_now(arg))
-		return false;
+	if (!mqc_tables_exist(q) || !mqc_tables_owned(q))
+	{
+		if (!mqc_row_exists_now(arg))
+			return false;
+
+		/*
+		 * The row is there now: perhaps that of a queue of the same name
+		 * created since, whose tables we may have missed, or seen beside
+		 * the dropped queue's.  Read everything again, once, with the
+		 * catalog as of now.
+		 */
+		if (!reread)
+		{
+			reread = true;
+			AcceptInvalidationMessages();
+			InvalidateCatalogSnapshot();
+			goto again;
+		}
+	}
 	if (!mqc_tables_exist(q) && damaged)
 	{
 		*damaged = true;
