@@ -315,6 +315,27 @@ else
     FAILED=$((FAILED + TAP_FAIL))
 fi
 
+# mq_count_client NAME RC: add the counts of a client suite's last line
+# "NAME client tests: N passed, M failed" (in $OUT/NAME.log) to the totals;
+# no such line, or a failing exit status RC with no failure counted, is a
+# failure.
+mq_count_client() {
+    local name=$1 rc=$2 line p f
+    line=$(grep -E "^$name client tests: [0-9]+ passed, [0-9]+ failed\$" "$OUT/$name.log" | tail -n 1)
+    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]}
+        f=${BASH_REMATCH[2]}
+    else
+        echo "$name: no result line (exit status $rc)"
+        p=0
+        f=1
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "$name client: $p passed, $f failed"
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+}
+
 # --- 4. Python client -------------------------------------------------------
 
 mq_section "python client"
@@ -329,19 +350,7 @@ else
     rc=${PIPESTATUS[0]}
     [ "$rc" -eq 124 ] && echo "python: timed out after ${TIMEOUT}s"
     mq_stop_postgres_under "$WORK/tmp"
-    line=$(grep -E '^python client tests: [0-9]+ passed, [0-9]+ failed$' "$OUT/python.log" | tail -n 1)
-    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-        p=${BASH_REMATCH[1]}
-        f=${BASH_REMATCH[2]}
-    else
-        echo "python: no result line (exit status $rc)"
-        p=0
-        f=1
-    fi
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    echo "python client: $p passed, $f failed"
-    PASSED=$((PASSED + p))
-    FAILED=$((FAILED + f))
+    mq_count_client python "$rc"
 fi
 
 # --- 5. Node client ---------------------------------------------------------
@@ -357,19 +366,7 @@ else
     rc=${PIPESTATUS[0]}
     [ "$rc" -eq 124 ] && echo "node: timed out after ${TIMEOUT}s"
     mq_stop_postgres_under "$WORK/tmp"
-    line=$(grep -E '^node client tests: [0-9]+ passed, [0-9]+ failed$' "$OUT/node.log" | tail -n 1)
-    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-        p=${BASH_REMATCH[1]}
-        f=${BASH_REMATCH[2]}
-    else
-        echo "node: no result line (exit status $rc)"
-        p=0
-        f=1
-    fi
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    echo "node client: $p passed, $f failed"
-    PASSED=$((PASSED + p))
-    FAILED=$((FAILED + f))
+    mq_count_client node "$rc"
 fi
 
 # --- 6. bench smoke --------------------------------------------------------
