@@ -811,3 +811,40 @@ mq_require_privilege(MqQueue *q, Oid role, int privilege)
 			 errmsg("permission denied for queue \"%s\"", q->name),
 			 errdetail("Privilege \"%s\" on the queue is required.", mqc_privilege_names[i])));
 }
+
+/*
+ * Grant (insert) or revoke (delete) one row (key, grantee, privilege) per
+ * privilege in a privilege catalog: mq.privilege_catalog, keyed by queue,
+ * or mq.topic_privilege_catalog, keyed by topic prefix.  The caller has
+ * checked the arguments and its right to change them.
+ */
+void
+mq_privilege_rows_change(bool topic, const char *key, Datum grantee, Datum *privs,
+						 int nprivs, bool grant)
+{
+	static SPIPlanPtr plans[2][2];	/* [topic][grant] */
+	SPIPlanPtr *plan = &plans[topic ? 1 : 0][grant ? 1 : 0];
+
+	if (*plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, REGROLEOID, TEXTOID};
+		const char *table = topic ? "mq.topic_privilege_catalog" : "mq.privilege_catalog";
+		const char *column = topic ? "prefix" : "queue";
+
+		*plan = mq_prepare(grant ?
+						   psprintf("INSERT INTO %s (%s, grantee, privilege)"
+									" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", table, column) :
+						   psprintf("DELETE FROM %s WHERE %s" OP("=") "$1"
+									" AND grantee" OP("=") "$2 AND privilege" OP("=") "$3",
+									table, column),
+						   3, types);
+	}
+	for (int i = 0; i < nprivs; i++)
+	{
+		Datum		args[3] = {CStringGetTextDatum(key), grantee, privs[i]};
+
+		if (mq_exec_plan(*plan, args, NULL, false, 0) < 0)
+			elog(ERROR, "mq: could not change the privileges of %s \"%s\"",
+				 topic ? "topic prefix" : "queue", key);
+	}
+}

@@ -112,5 +112,7 @@ extern int	mq_privilege_from_name(const char *name, bool missing_ok);
 extern bool mq_is_admin(Oid role);
 extern bool mq_has_privilege(MqQueue *q, Oid role, int privilege);
 extern void mq_require_privilege(MqQueue *q, Oid role, int privilege);
+extern void mq_privilege_rows_change(bool topic, const char *key, Datum grantee, Datum *privs,
+									 int nprivs, bool grant);
 
 #endif							/* MQ_CATALOG_H */

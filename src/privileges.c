@@ -39,8 +39,6 @@ mqv_not_null(FunctionCallInfo fcinfo, int argno, const char *what)
 static Datum
 mqv_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 {
-	static SPIPlanPtr grant_plan = NULL;
-	static SPIPlanPtr revoke_plan = NULL;
 	char	   *name = mq_queue_name_arg(fcinfo, 0);
 	Datum	   *privs;
 	bool	   *privnulls;
@@ -67,22 +65,7 @@ mqv_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	mq_call_begin(&call);
 	q = mq_queue_lookup(name, false);
 	mq_require_privilege(q, call.caller, MQ_PRIV_MANAGE);
-	if (grant_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, REGROLEOID, TEXTOID};
-
-		grant_plan = mq_prepare("INSERT INTO mq.privilege_catalog (queue, grantee, privilege)"
-								" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, types);
-		revoke_plan = mq_prepare("DELETE FROM mq.privilege_catalog WHERE queue" OP("=") "$1"
-								 " AND grantee" OP("=") "$2 AND privilege" OP("=") "$3", 3, types);
-	}
-	for (int i = 0; i < nprivs; i++)
-	{
-		Datum		args[3] = {CStringGetTextDatum(name), PG_GETARG_DATUM(1), privs[i]};
-
-		if (mq_exec_plan(grant ? grant_plan : revoke_plan, args, NULL, false, 0) < 0)
-			elog(ERROR, "mq: could not change the privileges of queue \"%s\"", name);
-	}
+	mq_privilege_rows_change(false, name, PG_GETARG_DATUM(1), privs, nprivs, grant);
 	mq_catalog_changed();
 	mq_queue_cache_flush();
 	mq_call_end(&call);

@@ -857,8 +857,6 @@ mq_publish(PG_FUNCTION_ARGS)
 static Datum
 mqt_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 {
-	static SPIPlanPtr grant_plan = NULL;
-	static SPIPlanPtr revoke_plan = NULL;
 	char	   *prefix;
 	Datum	   *privs;
 	bool	   *privnulls;
@@ -898,22 +896,7 @@ mqt_grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s topic privileges", grant ? "grant" : "revoke"),
 				 errdetail("Only superusers and the owner of extension \"mq\" manage topic privileges.")));
-	if (grant_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, REGROLEOID, TEXTOID};
-
-		grant_plan = mq_prepare("INSERT INTO mq.topic_privilege_catalog (prefix, grantee, privilege)"
-								" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, types);
-		revoke_plan = mq_prepare("DELETE FROM mq.topic_privilege_catalog WHERE prefix" OP("=") "$1"
-								 " AND grantee" OP("=") "$2 AND privilege" OP("=") "$3", 3, types);
-	}
-	for (int i = 0; i < nprivs; i++)
-	{
-		Datum		args[3] = {CStringGetTextDatum(prefix), PG_GETARG_DATUM(1), privs[i]};
-
-		if (mq_exec_plan(grant ? grant_plan : revoke_plan, args, NULL, false, 0) < 0)
-			elog(ERROR, "mq: could not change topic privileges");
-	}
+	mq_privilege_rows_change(true, prefix, PG_GETARG_DATUM(1), privs, nprivs, grant);
 	mqt_init();
 	mqt_subscriptions_changed();
 	mq_call_end(&call);
