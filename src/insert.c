@@ -170,6 +170,24 @@ mq_ready_seq(MqQueueShared *qs)
 	}
 }
 
+/*
+ * Publish what a row is about to be, before it exists: a lower bound of its
+ * seq if it is ready now, else of its vt (src/shmem.c).  A delay that ends
+ * before the clock published makes the message ready now.  Returns whether
+ * it goes into the ready table.
+ */
+static bool
+mqi_publish(MqQueueShared *qs, TimestampTz visible_at)
+{
+	bool		ready = visible_at <= mq_now();
+
+	if (!ready && visible_at <= mq_slot_note_wait(qs))
+		ready = true;
+	if (ready)
+		mq_slot_note_insert(qs);
+	return ready;
+}
+
 /* Write one row: into the ready table with seq, or the wait table. */
 static void
 mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
@@ -274,15 +292,9 @@ void
 mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
-	bool		ready = visible_at <= mq_now();
-	uint64		seq;
+	bool		ready = mqi_publish(qs, visible_at);
+	uint64		seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
 
-	/* as in mq_insert_message_dedup: publish before allocating */
-	if (!ready && visible_at <= mq_slot_note_wait(qs))
-		ready = true;
-	if (ready)
-		mq_slot_note_insert(qs);
-	seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
 	mqi_write_row(q, qs, m, seq, visible_at, ready);
 }
 
@@ -350,25 +362,19 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 						bool fresh_id, bool *duplicate)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
-	TimestampTz now = mq_now();
-	bool		ready = visible_at <= now;
+	bool		ready = false;
 	uint64		seq = 0;
 
 	if (duplicate)
 		*duplicate = false;
 
 	/*
-	 * Publish what we are about to insert before it exists: a lower bound of
-	 * its seq, or of its vt.  A delay that ends before the clock we publish
-	 * makes the message ready now.  A grouped message does this once it
-	 * knows where it goes (mq_insert_head).
+	 * Publish before allocating.  A grouped message does this once it knows
+	 * where it goes (mq_insert_head).
 	 */
 	if (m->group_key == NULL)
 	{
-		if (!ready && visible_at <= mq_slot_note_wait(qs))
-			ready = true;
-		if (ready)
-			mq_slot_note_insert(qs);
+		ready = mqi_publish(qs, visible_at);
 		seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
 	}
 	if (fresh_id)
@@ -440,18 +446,13 @@ mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 				int64 *ids)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
-	bool		ready = visible_at <= mq_now();
+	bool		ready = mqi_publish(qs, visible_at);	/* before allocating */
 	Datum	   *seqs = palloc(sizeof(Datum) * n);
 	Datum	   *idds = palloc(sizeof(Datum) * n);
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
-	/* as in mq_insert_message_dedup: publish before allocating */
-	if (!ready && visible_at <= mq_slot_note_wait(qs))
-		ready = true;
-	if (ready)
-		mq_slot_note_insert(qs);
 	for (int i = 0; i < n; i++)
 	{
 		ids[i] = mq_next_id();
