@@ -173,8 +173,6 @@ mq_promote_due(MqQueue *q, MqQueueShared *qs, int budget, bool far)
 		if (qs)
 		{
 			TimestampTz due;
-			uint64		target;
-			uint64		cur;
 
 			/*
 			 * Look again at the first row, at the window's end if there is
@@ -190,11 +188,7 @@ mq_promote_due(MqQueue *q, MqQueueShared *qs, int budget, bool far)
 				due = TimestampTzPlusMilliseconds(now, MQ_BUSY_RETRY_MS);
 			else
 				due = next;
-			target = MQ_TS_ENCODE(due);
-			cur = pg_atomic_read_u64(&qs->next_due);
-			while (target < cur &&
-				   !pg_atomic_compare_exchange_u64(&qs->next_due, &cur, target))
-				;
+			mq_shared_note_due(qs, due);
 			if (!IsolationUsesXactSnapshot())
 				mq_xact_promoted(qs, Min(Min(next, now), pending));
 			else

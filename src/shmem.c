@@ -502,12 +502,7 @@ mq_head_cap(MqQueueShared *qs)
 void
 mq_shared_clock_used(MqQueueShared *qs, TimestampTz now)
 {
-	uint64		target = MQ_TS_ENCODE(now);
-	uint64		cur = pg_atomic_read_u64(&qs->clock_high);
-
-	while (target > cur &&
-		   !pg_atomic_compare_exchange_u64(&qs->clock_high, &cur, target))
-		;
+	mq_atomic_raise_u64(&qs->clock_high, MQ_TS_ENCODE(now));
 	pg_memory_barrier();
 }
 
@@ -518,12 +513,7 @@ mq_shared_clock_used(MqQueueShared *qs, TimestampTz now)
 void
 mq_shared_note_due(MqQueueShared *qs, TimestampTz vt)
 {
-	uint64		target = MQ_TS_ENCODE(vt);
-	uint64		cur = pg_atomic_read_u64(&qs->next_due);
-
-	while (target < cur &&
-		   !pg_atomic_compare_exchange_u64(&qs->next_due, &cur, target))
-		;
+	mq_atomic_lower_u64(&qs->next_due, MQ_TS_ENCODE(vt));
 }
 
 /* ---- gauges counted from the tables -------------------------------- */

@@ -56,6 +56,25 @@ typedef struct MqQueueKey
 	Oid			ready_relid;
 } MqQueueKey;
 
+/* Raise (lower) *v to target, unless it is higher (lower) already. */
+static inline void
+mq_atomic_raise_u64(pg_atomic_uint64 *v, uint64 target)
+{
+	uint64		cur = pg_atomic_read_u64(v);
+
+	while (target > cur && !pg_atomic_compare_exchange_u64(v, &cur, target))
+		;
+}
+
+static inline void
+mq_atomic_lower_u64(pg_atomic_uint64 *v, uint64 target)
+{
+	uint64		cur = pg_atomic_read_u64(v);
+
+	while (target < cur && !pg_atomic_compare_exchange_u64(v, &cur, target))
+		;
+}
+
 /*
  * The seq of a ready row, its place in the dequeue order within a priority:
  * the time it became ready (sent, or came due), in microseconds, times 256,

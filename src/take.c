@@ -43,14 +43,7 @@ mq_ensure_lanes(MqQueue *q, MqQueueShared *qs)
 	 * a head stops below those until max_seq passes them).  Raising max_seq
 	 * is always safe: fresh seqs are taken above it.
 	 */
-	{
-		uint64		now = MQ_SEQ_OF(GetCurrentTimestamp());
-		uint64		cur = pg_atomic_read_u64(&qs->max_seq);
-
-		while (now > cur &&
-			   !pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, now))
-			;
-	}
+	mq_atomic_raise_u64(&qs->max_seq, MQ_SEQ_OF(GetCurrentTimestamp()));
 
 	/*
 	 * Not read-only: each probe takes a fresh snapshot, so that no row

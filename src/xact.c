@@ -600,14 +600,7 @@ mqx_commit(MqXactQueue *xq)
 		pg_atomic_write_u64(&qs->retention_due, 0);
 
 	if (xq->promoted && !xq->purged)
-	{
-		uint64		target = MQ_TS_ENCODE(xq->wait_low);
-		uint64		cur = pg_atomic_read_u64(&qs->wait_low);
-
-		while (target > cur &&
-			   !pg_atomic_compare_exchange_u64(&qs->wait_low, &cur, target))
-			;
-	}
+		mq_atomic_raise_u64(&qs->wait_low, MQ_TS_ENCODE(xq->wait_low));
 }
 
 static void
