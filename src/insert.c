@@ -147,26 +147,29 @@ mq_new_message_id(void)
 }
 
 /*
- * The seq of a row that is ready now: the clock (MQ_SEQ_OF), but above every
- * seq handed out for this queue before, so that seqs of ready inserts only
- * grow, whatever the clock does, and a published bound (max_seq read
- * before) stays below it.  Without a shared entry, the clock alone.
+ * The seqs of n rows that are ready now: the first is the clock
+ * (MQ_SEQ_OF), but above every seq handed out for this queue before, and
+ * the rest follow it, so that seqs of ready inserts only grow, whatever the
+ * clock does, and a published bound (max_seq read before) stays below them.
+ * A batch takes its n with one exchange.  Without a shared entry, the clock
+ * alone.
  */
 static uint64
-mq_ready_seq(MqQueueShared *qs)
+mq_ready_seq(MqQueueShared *qs, int n)
 {
 	uint64		seq = MQ_SEQ_OF(GetCurrentTimestamp());
 	uint64		cur;
 
+	Assert(n >= 1);
 	if (qs == NULL)
 		return seq;
 	cur = pg_atomic_read_u64(&qs->max_seq);
 	for (;;)
 	{
-		uint64		next = Max(seq, cur + 1);
+		uint64		first = Max(seq, cur + 1);
 
-		if (pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, next))
-			return next;
+		if (pg_atomic_compare_exchange_u64(&qs->max_seq, &cur, first + n - 1))
+			return first;
 	}
 }
 
@@ -293,7 +296,7 @@ mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
 	bool		ready = mqi_publish(qs, visible_at);
-	uint64		seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
+	uint64		seq = ready ? mq_ready_seq(qs, 1) : MQ_SEQ_OF(visible_at);
 
 	mqi_write_row(q, qs, m, seq, visible_at, ready);
 }
@@ -375,7 +378,7 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	if (m->group_key == NULL)
 	{
 		ready = mqi_publish(qs, visible_at);
-		seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
+		seq = ready ? mq_ready_seq(qs, 1) : MQ_SEQ_OF(visible_at);
 	}
 	if (fresh_id)
 		m->id = mq_next_id();
@@ -438,16 +441,16 @@ mq_insert_due(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz due)
 
 /*
  * Insert a batch of fresh messages with one statement; their ids go to
- * ids[], in input order.  headers may be NULL (no headers at all).
+ * ids[], in input order.  messages holds n messages, no nulls (checked by
+ * the caller); headers may be NULL (no headers at all).
  */
 void
-mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
+mq_insert_batch(MqQueue *q, int n, ArrayType *messages, ArrayType *headers,
 				int32 priority, TimestampTz enqueued_at, TimestampTz visible_at,
 				int64 *ids)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
 	bool		ready = mqi_publish(qs, visible_at);	/* before allocating */
-	Datum	   *seqs = palloc(sizeof(Datum) * n);
 	Datum	   *idds = palloc(sizeof(Datum) * n);
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -457,10 +460,10 @@ mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
 	{
 		ids[i] = mq_next_id();
 		idds[i] = Int64GetDatum(ids[i]);
-		seqs[i] = Int64GetDatum((int64) (ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at)));
 	}
-	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(messages, n, JSONBOID, -1, false, TYPALIGN_INT));
+	/* ready: the seq before n consecutive ones; delayed: the due time's */
+	args[0] = Int64GetDatum((int64) (ready ? mq_ready_seq(qs, n) - 1 : MQ_SEQ_OF(visible_at)));
+	args[1] = PointerGetDatum(messages);
 	args[2] = Int32GetDatum(priority);
 	args[3] = TimestampTzGetDatum(enqueued_at);
 	args[4] = PointerGetDatum(headers);

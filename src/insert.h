@@ -26,7 +26,7 @@ extern bool mq_group_lock(MqQueue *q, text *key, bool create, ItemPointerData *t
 extern void mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at);
 extern void mq_insert_grouped_locked(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 									 bool head);
-extern void mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
+extern void mq_insert_batch(MqQueue *q, int n, ArrayType *messages, ArrayType *headers,
 							int32 priority, TimestampTz enqueued_at,
 							TimestampTz visible_at, int64 *ids);
 

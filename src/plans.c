@@ -64,19 +64,24 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_INSERT_READY_BATCH:
 		case MQP_INSERT_WAIT_BATCH:
-			/* one statement for a whole send_batch, rows in input order */
+			/*
+			 * One statement for a whole send_batch, rows in input order.  A
+			 * ready row's seq is the one before the batch's first ($1) plus
+			 * its place (from 1); a delayed row's is $1, the due time's
+			 * (three arrays unnested, not four: each is materialized).
+			 */
 			if (kind == MQP_INSERT_READY_BATCH)
 				appendStringInfo(&sql,
 								 "INSERT INTO %s (seq, id, priority, attempt, enqueued_at, message, headers)"
-								 " SELECT u.s, u.i, $3, 0, $4, u.m, u.h", R);
+								 " SELECT $1" OP("+") "u.o, u.i, $3, 0, $4, u.m, u.h", R);
 			else
 				appendStringInfo(&sql,
 								 "INSERT INTO %s (vt, leased, seq, id, priority, attempt, enqueued_at,"
-								 " message, headers) SELECT $6, false, u.s, u.i, $3, 0, $4, u.m, u.h", W);
-			appendStringInfoString(&sql, " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-								   " pg_catalog.unnest($5), pg_catalog.unnest($7)) AS u(s, m, h, i)");
+								 " message, headers) SELECT $6, false, $1, u.i, $3, 0, $4, u.m, u.h", W);
+			appendStringInfoString(&sql, " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($5),"
+								   " pg_catalog.unnest($7)) WITH ORDINALITY AS u(m, h, i, o)");
 			*nargs = 7;
-			types[0] = INT8ARRAYOID;
+			types[0] = INT8OID;
 			types[1] = JSONBARRAYOID;
 			types[2] = INT4OID;
 			types[3] = TIMESTAMPTZOID;

@@ -278,7 +278,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 			mqs_insert_grouped_batch(q, nmsg, mvals, hvals, hnulls, priority, now,
 									 visible_at, keys, ids);
 		else
-			mq_insert_batch(q, nmsg, mvals, headers, priority, now, visible_at, ids);
+			mq_insert_batch(q, nmsg, messages, headers, priority, now, visible_at, ids);
 		for (int i = 0; i < nmsg; i++)
 		{
 			Datum		id = Int64GetDatum(ids[i]);
