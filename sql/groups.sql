@@ -120,9 +120,12 @@ SELECT pg_temp.state('gq');
 SELECT pg_temp.ack('gq', '52'), pg_temp.ack('gq', '50');
 SELECT pg_temp.recv('gq', 10, per_group => 3);
 SELECT mq.nack('gq', pg_temp.msg('gq', '51'), delay => '0');
+-- the retried message keeps its row in the run table
+SELECT run_start IS NOT NULL AS in_run, count(*) FROM mq.r_gq GROUP BY 1;
 SELECT pg_temp.recv('gq', 10, per_group => 3);
 SELECT pg_temp.ack('gq', '51');
 SELECT pg_temp.recv('gq', 10, per_group => 3);
+SELECT count(*) AS run_rows_left FROM mq.r_gq;
 -- quantity bounds a run too
 SELECT mq.purge_queue('gq');
 SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "60"}', '{"n": "61"}', '{"n": "62"}']::jsonb[],

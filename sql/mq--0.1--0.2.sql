@@ -320,8 +320,8 @@ END
 $$;
 
 -- Message groups (README, "Message groups"): the columns of the ready and
--- wait tables, the partial indexes of runs, the group table and the
--- backlog of every queue, made as mq.create_queue makes them (src/queues.c).
+-- wait tables, the group table, the backlog and the run table of every
+-- queue, made as mq.create_queue makes them (src/queues.c).
 -- Tables made by an extension script would be members of the extension,
 -- and pg_dump would leave their rows out: they leave it, and a queue
 -- table's first use records its dependency on the extension instead, as
@@ -341,10 +341,6 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text,'
                                   ' ADD COLUMN gseq pg_catalog.int8, ADD COLUMN run_start pg_catalog.int8',
                                   'w_' OPERATOR(pg_catalog.||) q.queue);
-        EXECUTE pg_catalog.format('CREATE INDEX %I ON mq.%I (run_start) WHERE run_start IS NOT NULL',
-                                  'qr_' OPERATOR(pg_catalog.||) q.queue, 'q_' OPERATOR(pg_catalog.||) q.queue);
-        EXECUTE pg_catalog.format('CREATE INDEX %I ON mq.%I (run_start) WHERE run_start IS NOT NULL',
-                                  'wr_' OPERATOR(pg_catalog.||) q.queue, 'w_' OPERATOR(pg_catalog.||) q.queue);
         EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text NOT NULL,'
                                   ' CONSTRAINT %I PRIMARY KEY (group_key))%s',
                                   kind, 'g_' OPERATOR(pg_catalog.||) q.queue,
@@ -358,13 +354,19 @@ BEGIN
                                   kind, 'b_' OPERATOR(pg_catalog.||) q.queue, opts);
         EXECUTE pg_catalog.format('CREATE INDEX %I ON mq.%I (group_key, gseq)',
                                   'bi_' OPERATOR(pg_catalog.||) q.queue, 'b_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (run_start pg_catalog.int8 NOT NULL,'
+                                  ' id pg_catalog.int8 NOT NULL, CONSTRAINT %I PRIMARY KEY (run_start, id))%s',
+                                  kind, 'r_' OPERATOR(pg_catalog.||) q.queue,
+                                  'rk_' OPERATOR(pg_catalog.||) q.queue, opts);
         EXECUTE pg_catalog.format('ALTER EXTENSION mq DROP TABLE mq.%I', 'g_' OPERATOR(pg_catalog.||) q.queue);
         EXECUTE pg_catalog.format('ALTER EXTENSION mq DROP TABLE mq.%I', 'b_' OPERATOR(pg_catalog.||) q.queue);
+        EXECUTE pg_catalog.format('ALTER EXTENSION mq DROP TABLE mq.%I', 'r_' OPERATOR(pg_catalog.||) q.queue);
         -- grants of default privileges, as create_queue takes them back
         FOR r IN SELECT DISTINCT c.relname, a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
                   WHERE c.relnamespace OPERATOR(pg_catalog.=) 'mq'::pg_catalog.regnamespace
                     AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['g_' OPERATOR(pg_catalog.||) q.queue,
-                                                                    'b_' OPERATOR(pg_catalog.||) q.queue])
+                                                                    'b_' OPERATOR(pg_catalog.||) q.queue,
+                                                                    'r_' OPERATOR(pg_catalog.||) q.queue])
                     AND a.grantee OPERATOR(pg_catalog.<>) c.relowner LOOP
             EXECUTE pg_catalog.format('REVOKE ALL ON mq.%I FROM %s', r.relname,
                 CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'

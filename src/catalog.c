@@ -127,6 +127,8 @@ mqc_free(MqQueue *q)
 		pfree(q->group_table);
 	if (q->backlog_table)
 		pfree(q->backlog_table);
+	if (q->run_table)
+		pfree(q->run_table);
 	if (q->grantees)
 		pfree(q->grantees);
 	if (q->privileges)
@@ -152,7 +154,8 @@ mqc_lru_remove(MqQueue *q)
 static void
 mqc_forget_relations(MqQueue *q)
 {
-	static const char *const prefixes[] = {"q_", "w_", "qi_", "wi_", "wk_"};
+	static const char *const prefixes[] = {"q_", "w_", "g_", "b_", "r_",
+	"qi_", "wi_", "wk_", "gk_", "bi_", "rk_"};
 	Oid			nsp = get_namespace_oid("mq", true);
 
 	if (!OidIsValid(nsp) || !IsTransactionState())
@@ -376,19 +379,21 @@ mqc_owned_by_extension(Oid relid)
 	return owner == mq_extension_owner();
 }
 
-/* All four tables of the queue exist (q_, w_, g_, b_). */
+/* All five tables of the queue exist (q_, w_, g_, b_, r_). */
 static bool
 mqc_tables_exist(MqQueue *q)
 {
 	return OidIsValid(q->ready_relid) && OidIsValid(q->wait_relid) &&
-		OidIsValid(q->group_relid) && OidIsValid(q->backlog_relid);
+		OidIsValid(q->group_relid) && OidIsValid(q->backlog_relid) &&
+		OidIsValid(q->run_relid);
 }
 
 static bool
 mqc_tables_owned(MqQueue *q)
 {
 	return mqc_owned_by_extension(q->ready_relid) && mqc_owned_by_extension(q->wait_relid) &&
-		mqc_owned_by_extension(q->group_relid) && mqc_owned_by_extension(q->backlog_relid);
+		mqc_owned_by_extension(q->group_relid) && mqc_owned_by_extension(q->backlog_relid) &&
+		mqc_owned_by_extension(q->run_relid);
 }
 
 /* The grants of a queue (mq.privilege_catalog) into q, in CacheMemoryContext. */
@@ -502,6 +507,8 @@ again:
 	q->group_relid = get_relname_relid(rel, nsp);
 	snprintf(rel, sizeof(rel), "b_%s", name);
 	q->backlog_relid = get_relname_relid(rel, nsp);
+	snprintf(rel, sizeof(rel), "r_%s", name);
+	q->run_relid = get_relname_relid(rel, nsp);
 
 	/*
 	 * Tables missing, or not the extension owner's: a drop_queue that
@@ -547,10 +554,12 @@ again:
 	mqc_ensure_extension_dependency(q->wait_relid);
 	mqc_ensure_extension_dependency(q->group_relid);
 	mqc_ensure_extension_dependency(q->backlog_relid);
+	mqc_ensure_extension_dependency(q->run_relid);
 	q->ready_table = mqc_table_name("q_", name);
 	q->wait_table = mqc_table_name("w_", name);
 	q->group_table = mqc_table_name("g_", name);
 	q->backlog_table = mqc_table_name("b_", name);
+	q->run_table = mqc_table_name("r_", name);
 	return true;
 }
 
@@ -615,7 +624,8 @@ mqc_lookup(const char *name, bool missing_ok, bool *damaged)
 			(!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->ready_relid)) ||
 			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->wait_relid)) ||
 			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->group_relid)) ||
-			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->backlog_relid))))
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->backlog_relid)) ||
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(q->run_relid))))
 			q->valid = false;
 		if (q->valid || tries > 2)
 			break;

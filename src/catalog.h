@@ -44,7 +44,7 @@ typedef enum MqPlanKind
 	MQP_BACKLOG_NEXT,
 	MQP_BACKLOG_PEEK,
 	MQP_BACKLOG_RUN,
-	MQP_RUN_ACTIVE,
+	MQP_RUN_LEAVE,
 	MQP_RUN_MARK,
 	MQP_NUM
 } MqPlanKind;
@@ -66,10 +66,12 @@ typedef struct MqQueue
 	Oid			wait_relid;
 	Oid			group_relid;
 	Oid			backlog_relid;
+	Oid			run_relid;
 	char	   *ready_table;	/* quoted, schema-qualified */
 	char	   *wait_table;
 	char	   *group_table;
 	char	   *backlog_table;
+	char	   *run_table;
 	SPIPlanPtr	plans[MQP_NUM]; /* prepared by plans.c on first use */
 	Oid			owner;			/* its creator: every privilege */
 	int			ngrants;		/* mq.privilege_catalog rows */

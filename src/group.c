@@ -17,8 +17,10 @@
  * there is one: only the settling of the group's only current message can
  * run, and sends only append after it.  Finding none, the settler locks the
  * group (waiting for a send in progress) and looks again before it removes
- * the group's row.  The messages of a run can be settled concurrently: they
- * lock the group first, so that the last one to go sees the others gone.
+ * the group's row.  The messages of a run have a row each in the run table,
+ * mq.r_<queue>, while they are in the queue (retries included); they can be
+ * settled concurrently: they lock the group first, so that the last one to
+ * go sees the others' rows gone.
  *
  * The backlog is searched from just past the message that left (gseq >
  * its gseq), so the index entries of the group's earlier messages, dead
@@ -38,13 +40,16 @@
 #include "insert.h"
 #include "group.h"
 
-/* Another message of the run that began at run_start, not id, is still in the queue. */
+/*
+ * Message id leaves the run that began at run_start: whether another
+ * message of the run is still in the queue.
+ */
 static bool
-mqg_run_active(MqQueue *q, int64 run_start, int64 id)
+mqg_run_leave(MqQueue *q, int64 run_start, int64 id)
 {
 	Datum		args[2] = {Int64GetDatum(run_start), Int64GetDatum(id)};
 
-	if (mq_plan_run(q, MQP_RUN_ACTIVE, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (mq_plan_run(q, MQP_RUN_LEAVE, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not read the run of a group of queue \"%s\"", q->name);
 	return SPI_processed > 0;
 }
@@ -90,7 +95,7 @@ mq_group_settled(MqQueue *q, text *key, int64 gseq, int64 run_start, int64 id)
 	{
 		/* the run's messages settle one by one: the last one moves on */
 		locked = mq_group_lock(q, key, false, &tid);
-		if (mqg_run_active(q, run_start, id))
+		if (mqg_run_leave(q, run_start, id))
 			return;
 	}
 	if (mqg_promote_next(q, key, gseq))

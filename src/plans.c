@@ -32,6 +32,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 	const char *W = q->wait_table;
 	const char *G = q->group_table;
 	const char *B = q->backlog_table;
+	const char *U = q->run_table;
 	char	   *qname = quote_literal_cstr(q->name);
 
 	initStringInfo(&sql);
@@ -363,20 +364,23 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 		case MQP_BACKLOG_RUN:
 			/*
 			 * Lease the backlog of group $1 in (gseq $2, gseq $3] with the
-			 * head of the run (gseq $2) as their run_start: receive's
-			 * per_group.  Returns what a lease returns.
+			 * head of the run (gseq $2) as their run_start, each one noted
+			 * in the run table: receive's per_group.  Returns what a lease
+			 * returns.
 			 */
 			appendStringInfo(&sql,
 							 "WITH moved AS (DELETE FROM %s WHERE group_key" OP("=") "$1"
 							 " AND gseq" OP(">") "$2 AND gseq" OP("<=") "$3"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, last_error, group_key, gseq)"
-							 " INSERT INTO %s (vt, leased, receipt, " READY_COLS ")"
+							 " dedup_key, last_error, group_key, gseq),"
+							 " leased AS (INSERT INTO %s (vt, leased, receipt, " READY_COLS ")"
 							 " SELECT $4, true, $5" OP("#") "gseq, gseq, id, priority, attempt" OP("+") "1,"
 							 " enqueued_at, message, headers, dedup_key, last_error, group_key, gseq, $2"
 							 " FROM moved"
 							 " RETURNING id, message, headers, attempt, enqueued_at, vt, priority, seq,"
-							 " dedup_key, last_error, receipt, group_key, gseq, run_start", B, W);
+							 " dedup_key, last_error, receipt, group_key, gseq, run_start),"
+							 " noted AS (INSERT INTO %s (run_start, id) SELECT run_start, id FROM leased)"
+							 " SELECT * FROM leased", B, W, U);
 			*nargs = 5;
 			types[0] = TEXTOID;
 			types[1] = INT8OID;
@@ -384,18 +388,26 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[3] = TIMESTAMPTZOID;
 			types[4] = INT8OID;
 			break;
-		case MQP_RUN_ACTIVE:
-			/* another message of run $1 (not $2) still in the queue's tables */
+		case MQP_RUN_LEAVE:
+			/*
+			 * Message $2 leaves run $1: a row if another one of the run is
+			 * still in the queue (the scan sees the table as it was before
+			 * the delete).
+			 */
 			appendStringInfo(&sql,
-							 "SELECT 1 FROM %s WHERE run_start" OP("=") "$1 AND id" OP("<>") "$2"
-							 " UNION ALL SELECT 1 FROM %s WHERE run_start" OP("=") "$1"
-							 " AND id" OP("<>") "$2 LIMIT 1", W, R);
+							 "WITH gone AS (DELETE FROM %s WHERE run_start" OP("=") "$1 AND id" OP("=") "$2)"
+							 " SELECT 1 FROM %s WHERE run_start" OP("=") "$1 AND id" OP("<>") "$2 LIMIT 1",
+							 U, U);
 			*nargs = 2;
 			types[0] = INT8OID;
 			types[1] = INT8OID;
 			break;
 		case MQP_RUN_MARK:
-			appendStringInfo(&sql, "UPDATE %s SET run_start = gseq WHERE id" OP("=") "$1", W);
+			/* message $1, leased, begins a run: noted in the run table */
+			appendStringInfo(&sql,
+							 "WITH marked AS (UPDATE %s SET run_start = gseq WHERE id" OP("=") "$1"
+							 " RETURNING run_start, id)"
+							 " INSERT INTO %s (run_start, id) SELECT run_start, id FROM marked", W, U);
 			*nargs = 1;
 			types[0] = INT8OID;
 			break;

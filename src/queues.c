@@ -275,7 +275,8 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	char	   *R,
 			   *W,
 			   *G,
-			   *B;
+			   *B,
+			   *U;
 	const char *kind = is_unlogged ? "UNLOGGED " : "";
 	/* group_key, gseq, run_start: NULL unless the message has a group */
 	const char *cols =
@@ -293,26 +294,24 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	G = pstrdup(quote_qualified_identifier("mq", rel));
 	snprintf(rel, sizeof(rel), "b_%s", name);
 	B = pstrdup(quote_qualified_identifier("mq", rel));
+	snprintf(rel, sizeof(rel), "r_%s", name);
+	U = pstrdup(quote_qualified_identifier("mq", rel));
 
 	initStringInfo(&sql);
 
 	/*
 	 * Ready rows are only inserted and deleted, in (priority DESC, seq)
 	 * order; the index is the dequeue order itself.  The objects of queue
-	 * x are q_x, w_x, g_x, b_x (tables), qi_x, qr_x, wi_x, wk_x, wr_x,
-	 * gk_x, bi_x (indexes): no two valid queue names can give one name
-	 * twice (the second letter tells them apart: "_", "i", "k" or "r").
-	 * The partial indexes on run_start hold only the messages of runs
-	 * (receive's per_group), so other messages never touch them.
+	 * x are q_x, w_x, g_x, b_x, r_x (tables), qi_x, wi_x, wk_x, gk_x,
+	 * bi_x, rk_x (indexes): no two valid queue names can give one name
+	 * twice (the second letter tells them apart: "_", "i" or "k").
 	 */
 	appendStringInfo(&sql,
 					 "CREATE %sTABLE %s (%s)"
 					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
-					 "CREATE INDEX %s ON %s (priority DESC, seq);"
-					 "CREATE INDEX %s ON %s (run_start) WHERE run_start IS NOT NULL;",
+					 "CREATE INDEX %s ON %s (priority DESC, seq);",
 					 kind, R, cols,
-					 quote_identifier(psprintf("qi_%s", name)), R,
-					 quote_identifier(psprintf("qr_%s", name)), R);
+					 quote_identifier(psprintf("qi_%s", name)), R);
 
 	/*
 	 * Wait rows: leases and delays.  Found by id (ack, nack, extend) and
@@ -324,11 +323,9 @@ mqq_create_tables(const char *name, bool is_unlogged)
 					 " CONSTRAINT %s PRIMARY KEY (id))"
 					 " WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,"
 					 " autovacuum_vacuum_threshold = 1000);"
-					 "CREATE INDEX %s ON %s (vt);"
-					 "CREATE INDEX %s ON %s (run_start) WHERE run_start IS NOT NULL;",
+					 "CREATE INDEX %s ON %s (vt);",
 					 kind, W, cols, quote_identifier(psprintf("wk_%s", name)),
-					 quote_identifier(psprintf("wi_%s", name)), W,
-					 quote_identifier(psprintf("wr_%s", name)), W);
+					 quote_identifier(psprintf("wi_%s", name)), W);
 
 	/*
 	 * Message groups (src/group.c): one row per group that has messages,
@@ -348,18 +345,32 @@ mqq_create_tables(const char *name, bool is_unlogged)
 					 "CREATE INDEX %s ON %s (group_key, gseq);",
 					 kind, G, quote_identifier(psprintf("gk_%s", name)),
 					 kind, B, quote_identifier(psprintf("bi_%s", name)), B);
+
+	/*
+	 * Runs (receive's per_group): one row per message of a run still in
+	 * the queue, keyed by the run's first gseq, so that the last one to
+	 * leave lets its group go on.  Kept apart from the ready and wait
+	 * tables, whose every insert would otherwise pay for an index on them.
+	 */
+	appendStringInfo(&sql,
+					 "CREATE %sTABLE %s (run_start pg_catalog.int8 NOT NULL, id pg_catalog.int8 NOT NULL,"
+					 " CONSTRAINT %s PRIMARY KEY (run_start, id))"
+					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);",
+					 kind, U, quote_identifier(psprintf("rk_%s", name)));
 	mqq_exec(sql.data, SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	mqq_depend_on_extension("q_", name);
 	mqq_depend_on_extension("w_", name);
 	mqq_depend_on_extension("g_", name);
 	mqq_depend_on_extension("b_", name);
+	mqq_depend_on_extension("r_", name);
 	snprintf(rel, sizeof(rel), "q_%s", name);
 	mq_xact_created_queue(get_relname_relid(rel, get_namespace_oid("mq", false)));
 	mqq_revoke_default_grants(R);
 	mqq_revoke_default_grants(W);
 	mqq_revoke_default_grants(G);
 	mqq_revoke_default_grants(B);
+	mqq_revoke_default_grants(U);
 }
 
 Datum
@@ -497,9 +508,10 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 		const char *to = PG_GETARG_BOOL(7) ? "UNLOGGED" : "LOGGED";
 
 		mqq_exec(psprintf("ALTER TABLE %s SET %s; ALTER TABLE %s SET %s;"
-						  " ALTER TABLE %s SET %s; ALTER TABLE %s SET %s",
+						  " ALTER TABLE %s SET %s; ALTER TABLE %s SET %s; ALTER TABLE %s SET %s",
 						  q->ready_table, to, q->wait_table, to,
-						  q->group_table, to, q->backlog_table, to), SPI_OK_UTILITY);
+						  q->group_table, to, q->backlog_table, to, q->run_table, to),
+				 SPI_OK_UTILITY);
 	}
 	mq_catalog_changed();
 	mq_queue_cache_flush();
@@ -511,7 +523,7 @@ mq_alter_queue(PG_FUNCTION_ARGS)
 static void
 mqq_drop_remaining_tables(const char *name)
 {
-	const char *const prefixes[4] = {"q_", "w_", "g_", "b_"};
+	const char *const prefixes[5] = {"q_", "w_", "g_", "b_", "r_"};
 
 	for (int i = 0; i < lengthof(prefixes); i++)
 	{
@@ -550,8 +562,8 @@ mq_drop_queue(PG_FUNCTION_ARGS)
 				 errdetail("Its tables are missing: only superusers and the owner of extension \"mq\" drop it.")));
 	lit = quote_literal_cstr(name);
 	if (q != NULL)
-		mqq_exec(psprintf("DROP TABLE %s, %s, %s, %s", q->ready_table, q->wait_table,
-						  q->group_table, q->backlog_table), SPI_OK_UTILITY);
+		mqq_exec(psprintf("DROP TABLE %s, %s, %s, %s, %s", q->ready_table, q->wait_table,
+						  q->group_table, q->backlog_table, q->run_table), SPI_OK_UTILITY);
 	else
 		mqq_drop_remaining_tables(name);	/* a catalog row without (all) its tables */
 	mqq_exec(psprintf("DELETE FROM mq.queue_catalog WHERE queue" OP("=") "%s", lit), SPI_OK_DELETE);
@@ -623,6 +635,7 @@ mq_purge_queue(PG_FUNCTION_ARGS)
 		if (DatumGetBool(mq_spi_get(i, 2, &isnull)))
 			groups_in_flight++;
 	}
+	mqq_exec(psprintf("DELETE FROM %s", q->run_table), SPI_OK_DELETE);
 	mqq_exec(psprintf("DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s",
 					  quote_literal_cstr(name)), SPI_OK_DELETE);
 	/* exactly what left: the gauges stay exact without a recount */

@@ -288,7 +288,7 @@ mq_take_run(MqQueue *q, MqTaken *head, int max, TimestampTz visible_at,
 
 	/* the head is the run's first message */
 	args[0] = Int64GetDatum(head->id);
-	if (mq_plan_run(q, MQP_RUN_MARK, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (mq_plan_run(q, MQP_RUN_MARK, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "mq: could not mark a run of queue \"%s\"", q->name);
 	head->run_start = head->gseq;
 
@@ -297,7 +297,7 @@ mq_take_run(MqQueue *q, MqTaken *head, int max, TimestampTz visible_at,
 	args[2] = Int64GetDatum(end);
 	args[3] = TimestampTzGetDatum(visible_at);
 	args[4] = Int64GetDatum((int64) mq_random_u64());
-	if (mq_plan_run(q, MQP_BACKLOG_RUN, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (mq_plan_run(q, MQP_BACKLOG_RUN, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not lease a run of queue \"%s\"", q->name);
 	n = mqt_collect(taken, 0, mcxt);
 	if (n > 1)

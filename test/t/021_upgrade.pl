@@ -498,15 +498,15 @@ my $shape_sql = q{
 	         || CASE WHEN a.attnotnull THEN '!' ELSE '' END AS x
 	    FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 	   WHERE c.relnamespace = 'mq'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
-	     AND c.relname IN ('q_%Q%', 'w_%Q%', 'g_%Q%', 'b_%Q%')
+	     AND c.relname IN ('q_%Q%', 'w_%Q%', 'g_%Q%', 'b_%Q%', 'r_%Q%')
 	  UNION ALL
 	  SELECT replace(pg_get_indexdef(i.indexrelid), '%Q%', 'Q')
 	    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-	   WHERE c.relnamespace = 'mq'::regnamespace AND c.relname IN ('q_%Q%', 'w_%Q%', 'g_%Q%', 'b_%Q%')
+	   WHERE c.relnamespace = 'mq'::regnamespace AND c.relname IN ('q_%Q%', 'w_%Q%', 'g_%Q%', 'b_%Q%', 'r_%Q%')
 	  UNION ALL
 	  SELECT c.relname || ' ' || coalesce(array_to_string(c.reloptions, ','), '') || ' ' || c.relpersistence::text
 	    FROM pg_class c
-	   WHERE c.relnamespace = 'mq'::regnamespace AND c.relname IN ('g_%Q%', 'b_%Q%')) s};
+	   WHERE c.relnamespace = 'mq'::regnamespace AND c.relname IN ('g_%Q%', 'b_%Q%', 'r_%Q%')) s};
 (my $shape_jobs = $shape_sql) =~ s/%Q%/jobs/g;
 (my $shape_fresh = $shape_sql) =~ s/%Q%/fresh/g;
 my $fresh_shape = sql($shape_fresh);
@@ -515,7 +515,7 @@ is(sql($shape_jobs), $fresh_shape,
 	'B: an updated queue has the columns, indexes and group tables of a fresh one');
 is( sql(q{SELECT count(*) FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
            WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
-             AND c.relname IN ('g_jobs', 'b_jobs', 'g_plain', 'b_plain')}),
+             AND c.relname IN ('g_jobs', 'b_jobs', 'r_jobs', 'g_plain', 'b_plain', 'r_plain')}),
 	'0', 'B: the group tables made by the update are not members of the extension');
 sql(q{SELECT mq.send('plain', jsonb_build_object('g', n), group_key => 'k') FROM generate_series(1, 3) n});
 is(sql(q{SELECT string_agg(message->>'g' || '/' || group_key, ',') FROM mq.receive('plain', 10)}),
