@@ -250,7 +250,7 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
  * this lock.
  */
 bool
-mq_group_lock(MqQueue *q, text *key, bool create, ItemPointerData *tid)
+mq_group_lock(MqQueue *q, MqQueueShared *qs, text *key, bool create, ItemPointerData *tid)
 {
 	Datum		arg = PointerGetDatum(key);
 	bool		isnull;
@@ -277,7 +277,7 @@ mq_group_lock(MqQueue *q, text *key, bool create, ItemPointerData *tid)
 		if (SPI_processed == 1)
 		{
 			*tid = *(ItemPointer) DatumGetPointer(mq_spi_get(0, 1, &isnull));
-			mq_xact_count(mq_queue_shared(q), MQC_GROUPS, 1);
+			mq_xact_count(qs, MQC_GROUPS, 1);
 			return false;
 		}
 	}
@@ -289,9 +289,8 @@ mq_group_lock(MqQueue *q, text *key, bool create, ItemPointerData *tid)
  * into the wait table.
  */
 void
-mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
+mq_insert_head(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at)
 {
-	MqQueueShared *qs = mq_queue_shared(q);
 	bool		ready = mqi_publish(qs, visible_at);
 	uint64		seq = ready ? mq_ready_seq(qs) : MQ_SEQ_OF(visible_at);
 
@@ -300,7 +299,7 @@ mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
 
 /* Put m at the end of its group's backlog (the group's lock is held). */
 static void
-mqi_write_backlog(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
+mqi_write_backlog(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at)
 {
 	Datum		values[11];
 	char		nulls[11];
@@ -325,7 +324,7 @@ mqi_write_backlog(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
 		nulls[10] = 'n';
 	if (mq_plan_run(q, MQP_BACKLOG_INSERT, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "mq: insert into the backlog of queue \"%s\" failed", q->name);
-	mq_xact_count(mq_queue_shared(q), MQC_BACKLOG, 1);
+	mq_xact_count(qs, MQC_BACKLOG, 1);
 }
 
 /*
@@ -334,14 +333,15 @@ mqi_write_backlog(MqQueue *q, MqOutMessage *m, TimestampTz visible_at)
  * backlog.  Its place in the group (gseq) is taken now, under the lock.
  */
 void
-mq_insert_grouped_locked(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bool head)
+mq_insert_grouped_locked(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+						 TimestampTz visible_at, bool head)
 {
 	m->gseq = mq_next_id();
 	m->run_start = 0;
 	if (head)
-		mq_insert_head(q, m, visible_at);
+		mq_insert_head(q, qs, m, visible_at);
 	else
-		mqi_write_backlog(q, m, visible_at);
+		mqi_write_backlog(q, qs, m, visible_at);
 }
 
 /*
@@ -352,16 +352,16 @@ mq_insert_grouped_locked(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bo
  * is returned with *duplicate set.
  */
 int64
-mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at, bool fresh_id)
+mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at,
+				  bool fresh_id)
 {
-	return mq_insert_message_dedup(q, m, visible_at, fresh_id, NULL);
+	return mq_insert_message_dedup(q, qs, m, visible_at, fresh_id, NULL);
 }
 
 int64
-mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
-						bool fresh_id, bool *duplicate)
+mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+						TimestampTz visible_at, bool fresh_id, bool *duplicate)
 {
-	MqQueueShared *qs = mq_queue_shared(q);
 	bool		ready = false;
 	uint64		seq = 0;
 
@@ -408,9 +408,9 @@ mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
 	if (m->group_key != NULL)
 	{
 		ItemPointerData tid;
-		bool		busy = mq_group_lock(q, m->group_key, true, &tid);
+		bool		busy = mq_group_lock(q, qs, m->group_key, true, &tid);
 
-		mq_insert_grouped_locked(q, m, visible_at, !busy);
+		mq_insert_grouped_locked(q, qs, m, visible_at, !busy);
 	}
 	else
 		mqi_write_row(q, qs, m, seq, visible_at, ready);
@@ -441,11 +441,10 @@ mq_insert_due(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz due)
  * ids[], in input order.  headers may be NULL (no headers at all).
  */
 void
-mq_insert_batch(MqQueue *q, int n, Datum *messages, ArrayType *headers,
+mq_insert_batch(MqQueue *q, MqQueueShared *qs, int n, Datum *messages, ArrayType *headers,
 				int32 priority, TimestampTz enqueued_at, TimestampTz visible_at,
 				int64 *ids)
 {
-	MqQueueShared *qs = mq_queue_shared(q);
 	bool		ready = mqi_publish(qs, visible_at);	/* before allocating */
 	Datum	   *seqs = palloc(sizeof(Datum) * n);
 	Datum	   *idds = palloc(sizeof(Datum) * n);

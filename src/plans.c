@@ -197,12 +197,15 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[1] = INT8OID;
 			break;
 		case MQP_RETRY:
+			/* leases $1 due again at $2 (arrays of one order), one statement */
 			appendStringInfo(&sql,
-							 "UPDATE %s SET leased = false, vt = $2,"
-							 " last_error = COALESCE($3, last_error) WHERE id" OP("=") "$1", W);
+							 "UPDATE %s w SET leased = false, vt = u.vt,"
+							 " last_error = COALESCE($3, w.last_error)"
+							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(id, vt)"
+							 " WHERE w.id" OP("=") "u.id", W);
 			*nargs = 3;
-			types[0] = INT8OID;
-			types[1] = TIMESTAMPTZOID;
+			types[0] = INT8ARRAYOID;
+			types[1] = TIMESTAMPTZARRAYOID;
 			types[2] = TEXTOID;
 			break;
 		case MQP_SET_ATTEMPT:
