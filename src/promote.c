@@ -81,8 +81,8 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 
 		mq_read_message_row(rows, i, &m);
 		mq_insert_due(q, qs, &m, due);
-		mq_xact_count(qs, MQC_DELAYED, -1);
 	}
+	mq_xact_count(qs, MQC_DELAYED, -(int64) n);
 	return (int64) n;
 }
 
