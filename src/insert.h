@@ -21,7 +21,7 @@ extern int64 mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 							   TimestampTz visible_at, bool fresh_id);
 extern int64 mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 									 TimestampTz visible_at, bool fresh_id, bool *duplicate);
-extern void mq_insert_due(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz due);
+extern void mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n);
 extern bool mq_group_lock(MqQueue *q, MqQueueShared *qs, text *key, bool create,
 						  ItemPointerData *tid);
 extern void mq_insert_head(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,

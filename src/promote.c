@@ -73,15 +73,7 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 	rows = SPI_tuptable;
 	n = SPI_processed;
 	*more = (n >= limit);
-	for (uint64 i = 0; i < n; i++)
-	{
-		MqOutMessage m;
-		bool		isnull;
-		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &isnull));
-
-		mq_read_message_row(rows, i, &m);
-		mq_insert_due(q, qs, &m, due);
-	}
+	mq_insert_due_rows(q, qs, rows, n);
 	mq_xact_count(qs, MQC_DELAYED, -(int64) n);
 	return (int64) n;
 }
