@@ -94,6 +94,29 @@ SELECT mq.alter_queue('r', max_attempts => 2);
 SELECT count(*) FROM mq.receive('r', 1);
 SELECT attempts FROM mq.dead_letters WHERE queue = 'r' AND id = :mid;
 
+-- leases that end together are handled in one pass: every one retried,
+-- after its backoff, and those past their attempts dead-lettered, in order
+SELECT mq.create_queue('rr', max_attempts => 2, retry_delay => '1 hour', retry_delay_max => '1 hour');
+SELECT count(*) FROM mq.send_batch('rr', (SELECT array_agg(jsonb_build_object('i', i) ORDER BY i) FROM generate_series(1, 6) i));
+SELECT count(*) FROM mq.receive('rr', 6, visibility_timeout => '10 ms');
+SELECT pg_sleep(0.1);
+SELECT mq.maintain() >= 6 AS promoted;
+SELECT count(*) FILTER (WHERE leased) AS leased,
+       count(*) FILTER (WHERE vt > clock_timestamp() + interval '20 min') AS retried_later
+  FROM mq.w_rr;
+SELECT in_flight, delayed FROM mq.metrics('rr');
+SELECT mq.drop_queue('rr');
+SELECT mq.create_queue('rd', max_attempts => 1);
+SELECT count(*) FROM mq.send_batch('rd', (SELECT array_agg(jsonb_build_object('i', i) ORDER BY i) FROM generate_series(1, 6) i));
+SELECT count(*) FROM mq.receive('rd', 6, visibility_timeout => '10 ms');
+SELECT pg_sleep(0.1);
+SELECT mq.maintain() >= 6 AS promoted;
+SELECT count(*) AS left_in_queue FROM mq.w_rd;
+SELECT array_agg((message->>'i')::int ORDER BY id) AS dead, min(attempts), max(attempts)
+  FROM mq.dead_letters WHERE queue = 'rd';
+SELECT in_flight, delayed, dead FROM mq.metrics('rd');
+SELECT mq.drop_queue('rd');
+
 -- bad input
 SELECT pg_temp.err($$SELECT * FROM mq.receive('r', 0)$$);
 SELECT pg_temp.err($$SELECT * FROM mq.receive('r', 10001)$$);

@@ -142,7 +142,7 @@ mqa_count_acked(MqQueue *q)
 	if (nsettled > 1)
 		qsort(settled, nsettled, sizeof(MqaSettled), mqa_settled_cmp);
 	for (int i = 0; i < nsettled; i++)
-		mq_group_settled(q, settled[i].key, settled[i].gseq, settled[i].run_start,
+		mq_group_settled(q, qs, settled[i].key, settled[i].gseq, settled[i].run_start,
 						 settled[i].id);
 	return (int64) n;
 }

@@ -83,7 +83,7 @@ mq_redrive(PG_FUNCTION_ARGS)
 		d = SPI_getbinval(tup, rows->tupdesc, 6, &isnull);
 		m.group_key = isnull ? NULL : DatumGetTextPP(d);
 		m.attempt = 0;
-		mq_insert_message(q, &m, now, false);
+		mq_insert_message(q, qs, &m, now, false);
 	}
 	mq_xact_count(qs, MQC_DEAD, -(int64) n);
 	mq_call_end(&call);

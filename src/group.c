@@ -60,7 +60,7 @@ mqg_run_leave(MqQueue *q, int64 run_start, int64 id)
  * it) has none.
  */
 static bool
-mqg_promote_next(MqQueue *q, text *key, int64 gseq)
+mqg_promote_next(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq)
 {
 	Datum		args[2] = {PointerGetDatum(key), Int64GetDatum(gseq)};
 	MqOutMessage m;
@@ -75,8 +75,8 @@ mqg_promote_next(MqQueue *q, text *key, int64 gseq)
 	visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 												   SPI_tuptable->tupdesc, 12, &isnull));
 	m.run_start = 0;
-	mq_xact_count(mq_queue_shared(q), MQC_BACKLOG, -1);
-	mq_insert_head(q, &m, visible_at);
+	mq_xact_count(qs, MQC_BACKLOG, -1);
+	mq_insert_head(q, qs, &m, visible_at);
 	return true;
 }
 
@@ -86,7 +86,8 @@ mqg_promote_next(MqQueue *q, text *key, int64 gseq)
  * go on.
  */
 void
-mq_group_settled(MqQueue *q, text *key, int64 gseq, int64 run_start, int64 id)
+mq_group_settled(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq, int64 run_start,
+				 int64 id)
 {
 	ItemPointerData tid;
 	bool		locked = false;
@@ -94,17 +95,17 @@ mq_group_settled(MqQueue *q, text *key, int64 gseq, int64 run_start, int64 id)
 	if (run_start != 0)
 	{
 		/* the run's messages settle one by one: the last one moves on */
-		locked = mq_group_lock(q, key, false, &tid);
+		locked = mq_group_lock(q, qs, key, false, &tid);
 		if (mqg_run_leave(q, run_start, id))
 			return;
 	}
-	if (mqg_promote_next(q, key, gseq))
+	if (mqg_promote_next(q, qs, key, gseq))
 		return;
 	/* nothing visible: a send in progress may be adding; wait for it */
 	if (!locked)
 	{
-		locked = mq_group_lock(q, key, false, &tid);
-		if (mqg_promote_next(q, key, gseq))
+		locked = mq_group_lock(q, qs, key, false, &tid);
+		if (mqg_promote_next(q, qs, key, gseq))
 			return;
 	}
 	if (!locked)
@@ -114,6 +115,6 @@ mq_group_settled(MqQueue *q, text *key, int64 gseq, int64 run_start, int64 id)
 
 		if (mq_plan_run(q, MQP_GROUP_DELETE, &arg, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "mq: could not remove a group of queue \"%s\"", q->name);
-		mq_xact_count(mq_queue_shared(q), MQC_GROUPS, -(int64) SPI_processed);
+		mq_xact_count(qs, MQC_GROUPS, -(int64) SPI_processed);
 	}
 }

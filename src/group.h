@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 
-extern void mq_group_settled(MqQueue *q, text *key, int64 gseq, int64 run_start, int64 id);
+extern void mq_group_settled(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq,
+							 int64 run_start, int64 id);
 
 #endif							/* MQ_GROUP_H */

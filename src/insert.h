@@ -17,16 +17,19 @@
 extern void mq_check_headers(Jsonb *headers, bool topic_ok);
 extern void mq_check_group_key(text *key);
 extern int64 mq_new_message_id(void);
-extern int64 mq_insert_message(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
-							   bool fresh_id);
-extern int64 mq_insert_message_dedup(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
-									 bool fresh_id, bool *duplicate);
-extern void mq_insert_due(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz due);
-extern bool mq_group_lock(MqQueue *q, text *key, bool create, ItemPointerData *tid);
-extern void mq_insert_head(MqQueue *q, MqOutMessage *m, TimestampTz visible_at);
-extern void mq_insert_grouped_locked(MqQueue *q, MqOutMessage *m, TimestampTz visible_at,
-									 bool head);
-extern void mq_insert_batch(MqQueue *q, int n, ArrayType *messages, ArrayType *headers,
+extern int64 mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+							   TimestampTz visible_at, bool fresh_id);
+extern int64 mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+									 TimestampTz visible_at, bool fresh_id, bool *duplicate);
+extern void mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n);
+extern bool mq_group_lock(MqQueue *q, MqQueueShared *qs, text *key, bool create,
+						  ItemPointerData *tid);
+extern void mq_insert_head(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+						   TimestampTz visible_at);
+extern void mq_insert_grouped_locked(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+									 TimestampTz visible_at, bool head);
+extern void mq_insert_batch(MqQueue *q, MqQueueShared *qs, int n, ArrayType *messages,
+							ArrayType *headers,
 							int32 priority, TimestampTz enqueued_at,
 							TimestampTz visible_at, int64 *ids);
 

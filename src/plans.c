@@ -90,6 +90,29 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[5] = TIMESTAMPTZOID;
 			types[6] = INT8ARRAYOID;
 			break;
+		case MQP_INSERT_DUE:
+			/* wait rows that came due, arrays of one order, rows in that order */
+			appendStringInfo(&sql,
+							 "INSERT INTO %s (" READY_COLS ")"
+							 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+							 " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+							 " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+							 " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+							 " pg_catalog.unnest($12))", R);
+			*nargs = 12;
+			types[0] = INT8ARRAYOID;
+			types[1] = INT8ARRAYOID;
+			types[2] = INT4ARRAYOID;
+			types[3] = INT4ARRAYOID;
+			types[4] = TIMESTAMPTZARRAYOID;
+			types[5] = JSONBARRAYOID;
+			types[6] = JSONBARRAYOID;
+			types[7] = TEXTARRAYOID;
+			types[8] = TEXTARRAYOID;
+			types[9] = TEXTARRAYOID;
+			types[10] = INT8ARRAYOID;
+			types[11] = INT8ARRAYOID;
+			break;
 		case MQP_LEASE_LANE:
 		case MQP_LEASE_ANY:
 		case MQP_POP_LANE:
@@ -203,12 +226,15 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[1] = INT8OID;
 			break;
 		case MQP_RETRY:
+			/* leases $1 due again at $2 (arrays of one order), one statement */
 			appendStringInfo(&sql,
-							 "UPDATE %s SET leased = false, vt = $2,"
-							 " last_error = COALESCE($3, last_error) WHERE id" OP("=") "$1", W);
+							 "UPDATE %s w SET leased = false, vt = u.vt,"
+							 " last_error = COALESCE($3, w.last_error)"
+							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(id, vt)"
+							 " WHERE w.id" OP("=") "u.id", W);
 			*nargs = 3;
-			types[0] = INT8OID;
-			types[1] = TIMESTAMPTZOID;
+			types[0] = INT8ARRAYOID;
+			types[1] = TIMESTAMPTZARRAYOID;
 			types[2] = TEXTOID;
 			break;
 		case MQP_SET_ATTEMPT:

@@ -55,17 +55,7 @@ mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int
 	rows = SPI_tuptable;
 	n = SPI_processed;
 	*more = (n >= limit);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
-		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull));
-
-		/* the backoff counts from when the lease ended */
-		mq_attempt_failed(q, qs, id, attempt, vt, NULL, NULL, grouped, now);
-	}
+	mq_leases_ended(q, qs, rows, n, now);
 	return (int64) n;
 }
 
@@ -83,16 +73,8 @@ mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int l
 	rows = SPI_tuptable;
 	n = SPI_processed;
 	*more = (n >= limit);
-	for (uint64 i = 0; i < n; i++)
-	{
-		MqOutMessage m;
-		bool		isnull;
-		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &isnull));
-
-		mq_read_message_row(rows, i, &m);
-		mq_insert_due(q, qs, &m, due);
-		mq_xact_count(qs, MQC_DELAYED, -1);
-	}
+	mq_insert_due_rows(q, qs, rows, n);
+	mq_xact_count(qs, MQC_DELAYED, -(int64) n);
 	return (int64) n;
 }
 

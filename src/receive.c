@@ -51,6 +51,7 @@ static void
 mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 {
 	MqQueueShared *qs = mq_queue_shared(q);
+	MqDeadTarget to = {0};
 
 	for (int i = 0; i < n; i++)
 	{
@@ -61,7 +62,7 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		taken[i].dead = true;
 		if (lease)
 		{
-			mq_dead_letter_leased(q, qs, taken[i].id, NULL, true, mq_now());
+			mq_dead_letter_leased(q, qs, &to, taken[i].id, NULL, true, mq_now());
 			continue;
 		}
 		memset(&m, 0, sizeof(m));
@@ -75,7 +76,7 @@ mqr_enforce_max_attempts(MqQueue *q, bool lease, MqTaken *taken, int n)
 		m.gseq = taken[i].gseq;
 		m.run_start = taken[i].run_start;
 		mq_xact_count(qs, MQC_TOTAL_ACKED, -1);
-		mq_dead_letter(q, qs, &m, mq_now());
+		mq_dead_letter(q, qs, &to, &m, mq_now());
 	}
 }
 
@@ -212,10 +213,11 @@ static int
 mqr_take_once(MqQueue *q, bool lease, int quantity, int per_group, Interval *vt, bool far,
 			  MqTaken *taken, MemoryContext mcxt)
 {
+	MqQueueShared *qs = mq_queue_shared(q);
 	int			n = 0;
 	TimestampTz lease_end = 0;
 
-	mq_promote_due(q, mq_queue_shared(q), quantity, far);
+	mq_promote_due(q, qs, quantity, far);
 	for (int round = 0; round < 4 && n < quantity; round++)
 	{
 		TimestampTz now;
@@ -224,7 +226,7 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, int per_group, Interval *vt,
 
 		/* leases are wait rows: publish the clock before computing their vt */
 		if (lease)
-			(void) mq_slot_note_wait(mq_queue_shared(q));
+			(void) mq_slot_note_wait(qs);
 		now = mq_now();
 		lease_end = lease ? mq_add_interval(now, vt ? vt : &q->visibility_timeout) : now;
 		got = mq_take_ready(q, lease, quantity - n, lease_end, taken + n, mcxt);
@@ -232,7 +234,7 @@ mqr_take_once(MqQueue *q, bool lease, int quantity, int per_group, Interval *vt,
 		if (!lease)
 			for (int i = n; i < n + kept; i++)
 				if (taken[i].group_key != NULL)
-					mq_group_settled(q, taken[i].group_key, taken[i].gseq,
+					mq_group_settled(q, qs, taken[i].group_key, taken[i].gseq,
 									 taken[i].run_start, taken[i].id);
 		n += kept;
 		if (kept == got)

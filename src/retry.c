@@ -17,6 +17,7 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -122,8 +123,22 @@ mqy_dead_headers(MqQueue *q, MqOutMessage *m, int32 *hops)
 	return DatumGetJsonbP(mq_spi_get(0, 1, &isnull));
 }
 
-static void mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
-								  TimestampTz dead_at);
+/*
+ * The dead-letter queue of q, looked up at the first dead letter of a phase
+ * and kept for the rest of it: a dead-letter queue that was dropped
+ * meanwhile (or none) sends them to the table.
+ */
+static MqQueue *
+mqy_target(MqQueue *q, MqDeadTarget *to)
+{
+	if (!to->resolved && q->has_dlq && strcmp(q->dlq, q->name) != 0)
+		to->dlq = mq_queue_lookup(q->dlq, true);
+	to->resolved = true;
+	return to->dlq;
+}
+
+static void mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to,
+								  MqOutMessage *m, TimestampTz dead_at);
 
 /*
  * Dead-letter a message already removed from its queue's tables.  Its
@@ -131,19 +146,21 @@ static void mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m
  * goes on without it.
  */
 void
-mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at)
+mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
+			   TimestampTz dead_at)
 {
-	mqy_route_dead_letter(q, qs, m, dead_at);
+	mqy_route_dead_letter(q, qs, to, m, dead_at);
 	if (m->group_key != NULL)
-		mq_group_settled(q, m->group_key, m->gseq, m->run_start, m->id);
+		mq_group_settled(q, qs, m->group_key, m->gseq, m->run_start, m->id);
 }
 
 static void
-mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at)
+mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
+					  TimestampTz dead_at)
 {
 	static SPIPlanPtr release_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
-	MqQueue    *dlq = NULL;
+	MqQueue    *dlq;
 
 	if (m->dedup_key)
 	{
@@ -164,16 +181,12 @@ mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampT
 
 	mq_xact_count(qs, MQC_TOTAL_DEAD_LETTERED, 1);
 
-	/* a dead-letter queue that was dropped meanwhile falls back to the table */
-	if (q->has_dlq && strcmp(q->dlq, q->name) != 0)
-		dlq = mq_queue_lookup(q->dlq, true);
+	dlq = mqy_target(q, to);
 	if (dlq)
 	{
 		MqOutMessage copy;
-		char		dlq_name[NAMEDATALEN];
 		int32		hops;
 
-		strlcpy(dlq_name, q->dlq, NAMEDATALEN);
 		memset(&copy, 0, sizeof(copy));
 		copy.message = m->message;
 		copy.headers = mqy_dead_headers(q, m, &hops);
@@ -183,7 +196,10 @@ mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampT
 		/* past the last hop it goes to the table: no cycle of queues is endless */
 		if (hops <= MQ_MAX_DEAD_LETTER_HOPS)
 		{
-			mq_insert_message(dlq, &copy, dead_at, true);
+			/* its shared entry only once a copy goes there */
+			if (to->dqs == NULL)
+				to->dqs = mq_queue_shared(dlq);
+			mq_insert_message(dlq, to->dqs, &copy, dead_at, true);
 			return;
 		}
 	}
@@ -228,8 +244,8 @@ mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampT
  * statement and never handed out, so it is not an attempt.
  */
 void
-mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool just_leased,
-					  TimestampTz dead_at)
+mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, int64 id, text *error,
+					  bool just_leased, TimestampTz dead_at)
 {
 	Datum		args[2] = {Int64GetDatum(id), PointerGetDatum(error)};
 	char		nulls[2] = {' ', error ? ' ' : 'n'};
@@ -244,41 +260,104 @@ mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool
 	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
 	if (m.group_key != NULL)
 		mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -1);
-	mq_dead_letter(q, qs, &m, dead_at);
+	mq_dead_letter(q, qs, to, &m, dead_at);
 }
 
 /*
- * The attempt of a leased message failed (a nack, a lease that ran out):
- * past max_attempts it is dead-lettered, else it is due again at base plus
- * delay (the queue's backoff when delay is NULL).  Returns the retry time,
- * or DT_NOEND for a dead letter.
+ * Leases ids[] of q (n of them, ngrouped of groups) are due again at due[],
+ * with error as their last error if not NULL: one statement, and what the
+ * transaction records, once.
+ */
+static void
+mqy_schedule_retries(MqQueue *q, MqQueueShared *qs, int n, Datum *ids, Datum *due,
+					 text *error, int ngrouped)
+{
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
+	TimestampTz first = DT_NOEND;
+
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		first = Min(first, DatumGetTimestampTz(due[i]));
+	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(due, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(error);
+	if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "mq: could not schedule the retries of queue \"%s\"", q->name);
+	mq_xact_note_due(qs, first);
+	mq_xact_count(qs, MQC_IN_FLIGHT, -n);
+	mq_xact_count(qs, MQC_DELAYED, n);
+	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -ngrouped);
+}
+
+/*
+ * The attempt of a leased message failed (a nack): past max_attempts it is
+ * dead-lettered, else it is due again at base plus delay (the queue's
+ * backoff when delay is NULL).  Returns the retry time, or DT_NOEND for a
+ * dead letter.
  */
 TimestampTz
 mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 				  TimestampTz base, Interval *delay, text *error, bool grouped,
 				  TimestampTz now)
 {
-	Interval   *wait;
+	MqDeadTarget to = {0};
+	Datum		idd = Int64GetDatum(id);
+	Datum		due;
 	TimestampTz retry_at;
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
 
 	if (attempt >= q->max_attempts)
 	{
-		mq_dead_letter_leased(q, qs, id, error, false, now);
+		mq_dead_letter_leased(q, qs, &to, id, error, false, now);
 		return DT_NOEND;
 	}
-	wait = delay ? delay : mq_backoff(q, attempt);
-	retry_at = mq_add_interval(base, wait);
-	args[0] = Int64GetDatum(id);
-	args[1] = TimestampTzGetDatum(retry_at);
-	args[2] = PointerGetDatum(error);
-	if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "mq: could not schedule the retry of message " INT64_FORMAT, id);
-	mq_xact_note_due(qs, retry_at);
-	mq_xact_count(qs, MQC_IN_FLIGHT, -1);
-	mq_xact_count(qs, MQC_DELAYED, 1);
-	if (grouped)
-		mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -1);
+	retry_at = mq_add_interval(base, delay ? delay : mq_backoff(q, attempt));
+	due = TimestampTzGetDatum(retry_at);
+	mqy_schedule_retries(q, qs, 1, &idd, &due, error, grouped ? 1 : 0);
 	return retry_at;
+}
+
+/*
+ * Leases of q that ran out, n rows as MQP_DUE_EXPIRED returns them (id,
+ * attempt, vt, grouped): each is a failed attempt, whose backoff counts
+ * from when its lease ended.  The retries are scheduled with one
+ * statement; the dead letters go one by one, in the order given, to a
+ * dead-letter queue looked up once.
+ */
+void
+mq_leases_ended(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n, TimestampTz now)
+{
+	MqDeadTarget to = {0};
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *due = palloc(sizeof(Datum) * Max(n, 1));
+	int64	   *dead = palloc(sizeof(int64) * Max(n, 1));
+	int			nretry = 0;
+	int			ndead = 0;
+	int			ngrouped = 0;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull));
+
+		if (attempt >= q->max_attempts)
+		{
+			dead[ndead++] = id;
+			continue;
+		}
+		ids[nretry] = Int64GetDatum(id);
+		due[nretry] = TimestampTzGetDatum(mq_add_interval(vt, mq_backoff(q, attempt)));
+		nretry++;
+		if (grouped)
+			ngrouped++;
+	}
+	mqy_schedule_retries(q, qs, nretry, ids, due, NULL, ngrouped);
+	for (int i = 0; i < ndead; i++)
+		mq_dead_letter_leased(q, qs, &to, dead[i], NULL, false, now);
 }

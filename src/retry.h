@@ -12,12 +12,27 @@
 
 #include "plans.h"
 
+/*
+ * Where a queue's dead letters go, looked up at the first dead letter of a
+ * phase (a receive, a promotion) and kept for the rest of it.  Zeroed: not
+ * looked up yet.
+ */
+typedef struct MqDeadTarget
+{
+	bool		resolved;
+	MqQueue    *dlq;			/* NULL: mq.dead_letters */
+	MqQueueShared *dqs;			/* dlq's shared entry, once a copy went there */
+} MqDeadTarget;
+
 extern Interval *mq_backoff(MqQueue *q, int32 attempt);
-extern void mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz dead_at);
+extern void mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
+						   TimestampTz dead_at);
+extern void mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, int64 id,
+								  text *error, bool just_leased, TimestampTz dead_at);
 extern TimestampTz mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 									 TimestampTz base, Interval *delay, text *error,
 									 bool grouped, TimestampTz now);
-extern void mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, int64 id, text *error, bool just_leased,
-								  TimestampTz dead_at);
+extern void mq_leases_ended(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n,
+							TimestampTz now);
 
 #endif							/* MQ_RETRY_H */

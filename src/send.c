@@ -82,8 +82,8 @@ mq_send(PG_FUNCTION_ARGS)
 	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);
 	now = mq_now();
 	m.enqueued_at = now;
-	id = mq_insert_message_dedup(q, &m, delay ? mq_add_interval(now, delay) : now,
-								 true, &duplicate);
+	id = mq_insert_message_dedup(q, mq_queue_shared(q), &m,
+								 delay ? mq_add_interval(now, delay) : now, true, &duplicate);
 	mq_call_end(&call);
 	PG_RETURN_INT64(id);
 }
@@ -112,7 +112,7 @@ mqs_key_cmp(const void *a, const void *b)
  * input order, as its group's current message if the group had none yet.
  */
 static void
-mqs_insert_grouped_batch(MqQueue *q, int n, Datum *messages, Datum *headers,
+mqs_insert_grouped_batch(MqQueue *q, MqQueueShared *qs, int n, Datum *messages, Datum *headers,
 						 bool *hnulls, int32 priority, TimestampTz now,
 						 TimestampTz visible_at, text **keys, int64 *ids)
 {
@@ -135,7 +135,7 @@ mqs_insert_grouped_batch(MqQueue *q, int n, Datum *messages, Datum *headers,
 			if (j > 0 && mqs_key_cmp(&groups[j - 1], &groups[i]) == 0)
 				continue;
 			groups[j].key = groups[i].key;
-			groups[j].head = !mq_group_lock(q, groups[j].key, true, &tid);
+			groups[j].head = !mq_group_lock(q, qs, groups[j].key, true, &tid);
 			j++;
 		}
 		ngroups = j;
@@ -152,7 +152,7 @@ mqs_insert_grouped_batch(MqQueue *q, int n, Datum *messages, Datum *headers,
 		m.group_key = keys[i];
 		if (keys[i] == NULL)
 		{
-			ids[i] = mq_insert_message(q, &m, visible_at, true);
+			ids[i] = mq_insert_message(q, qs, &m, visible_at, true);
 			continue;
 		}
 		{
@@ -160,13 +160,13 @@ mqs_insert_grouped_batch(MqQueue *q, int n, Datum *messages, Datum *headers,
 			MqsGroup   *g = bsearch(&probe, groups, ngroups, sizeof(MqsGroup), mqs_key_cmp);
 
 			m.id = ids[i] = mq_new_message_id();
-			mq_insert_grouped_locked(q, &m, visible_at, g->head);
+			mq_insert_grouped_locked(q, qs, &m, visible_at, g->head);
 			g->head = false;
 			grouped++;
 		}
 	}
 	/* mq_insert_message counted the others */
-	mq_xact_count(mq_queue_shared(q), MQC_TOTAL_SENT, grouped);
+	mq_xact_count(qs, MQC_TOTAL_SENT, grouped);
 }
 
 Datum
@@ -273,12 +273,13 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	if (nmsg > 0)
 	{
 		int64	   *ids = palloc(sizeof(int64) * nmsg);
+		MqQueueShared *qs = mq_queue_shared(q);
 
 		if (keys != NULL)
-			mqs_insert_grouped_batch(q, nmsg, mvals, hvals, hnulls, priority, now,
+			mqs_insert_grouped_batch(q, qs, nmsg, mvals, hvals, hnulls, priority, now,
 									 visible_at, keys, ids);
 		else
-			mq_insert_batch(q, nmsg, messages, headers, priority, now, visible_at, ids);
+			mq_insert_batch(q, qs, nmsg, messages, headers, priority, now, visible_at, ids);
 		for (int i = 0; i < nmsg; i++)
 		{
 			Datum		id = Int64GetDatum(ids[i]);

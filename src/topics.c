@@ -845,7 +845,7 @@ mq_publish(PG_FUNCTION_ARGS)
 		m.headers = pub.headers;
 		m.enqueued_at = now;
 		m.group_key = group_key;
-		mq_insert_message(q, &m, visible_at, true);
+		mq_insert_message(q, mq_queue_shared(q), &m, visible_at, true);
 		delivered++;
 	}
 	mq_call_end(&call);
