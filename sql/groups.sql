@@ -126,6 +126,15 @@ SELECT pg_temp.recv('gq', 10, per_group => 3);
 SELECT pg_temp.ack('gq', '51');
 SELECT pg_temp.recv('gq', 10, per_group => 3);
 SELECT count(*) AS run_rows_left FROM mq.r_gq;
+-- a run acked in one call (one statement deletes all of it): only the last
+-- one to settle moves the group on, once
+SELECT mq.purge_queue('gq');
+SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "a0"}', '{"n": "a1"}', '{"n": "a2"}',
+                                               '{"n": "a3"}', '{"n": "a4"}']::jsonb[], group_key => 'k');
+SELECT pg_temp.recv('gq', 2, per_group => 2);
+SELECT mq.ack('gq', ARRAY[pg_temp.msg('gq', 'a0'), pg_temp.msg('gq', 'a1')]);
+SELECT pg_temp.recv('gq', 10);
+SELECT pg_temp.state('gq');
 -- quantity bounds a run too
 SELECT mq.purge_queue('gq');
 SELECT count(*) FROM mq.send_batch('gq', ARRAY['{"n": "60"}', '{"n": "61"}', '{"n": "62"}']::jsonb[],
