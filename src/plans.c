@@ -467,6 +467,15 @@ mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 	return mq_exec_plan(plan, values, nulls, read_only, count);
 }
 
+/* Run statement kind of queue q on every row committed so far (src/util.c). */
+int
+mq_plan_run_latest(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls, long count)
+{
+	SPIPlanPtr	plan = mq_queue_plan(q, kind);
+
+	return mq_exec_plan_latest(plan, values, nulls, count);
+}
+
 /*
  * Read a message row as MQP_DEAD_TAKE, MQP_DUE_READY and MQP_BACKLOG_NEXT
  * return it: (id, priority, attempt, enqueued_at, message, headers,
