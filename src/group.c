@@ -22,6 +22,14 @@
  * settled concurrently: they lock the group first, so that the last one to
  * go sees the others' rows gone.
  *
+ * What the settler reads after it locked the group must be what the
+ * transaction that held the lock committed: in REPEATABLE READ and
+ * SERIALIZABLE the transaction's snapshot may be older than the lock (taken
+ * when the ack began, or before), and a decision on it would keep the group
+ * held for ever (the other messages of the run look present) or remove the
+ * group's row under a message just sent to it.  So these statements run
+ * with the latest snapshot (src/util.c: mq_exec_plan_latest).
+ *
  * The backlog is searched from just past the message that left (gseq >
  * its gseq), so the index entries of the group's earlier messages, dead
  * but kept while the xmin horizon is held, are never read again.
@@ -49,7 +57,7 @@ mqg_run_leave(MqQueue *q, int64 run_start, int64 id)
 {
 	Datum		args[2] = {Int64GetDatum(run_start), Int64GetDatum(id)};
 
-	if (mq_plan_run(q, MQP_RUN_LEAVE, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (mq_plan_run_latest(q, MQP_RUN_LEAVE, args, NULL, 1) != SPI_OK_SELECT)
 		elog(ERROR, "mq: could not read the run of a group of queue \"%s\"", q->name);
 	return SPI_processed > 0;
 }
@@ -67,7 +75,7 @@ mqg_promote_next(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq)
 	bool		isnull;
 	TimestampTz visible_at;
 
-	if (mq_plan_run(q, MQP_BACKLOG_NEXT, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+	if (mq_plan_run_latest(q, MQP_BACKLOG_NEXT, args, NULL, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mq: could not read the backlog of queue \"%s\"", q->name);
 	if (SPI_processed == 0)
 		return false;
@@ -113,7 +121,7 @@ mq_group_settled(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq, int64 run
 	{
 		Datum		arg = PointerGetDatum(&tid);
 
-		if (mq_plan_run(q, MQP_GROUP_DELETE, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		if (mq_plan_run_latest(q, MQP_GROUP_DELETE, &arg, NULL, 0) != SPI_OK_DELETE)
 			elog(ERROR, "mq: could not remove a group of queue \"%s\"", q->name);
 		mq_xact_count(qs, MQC_GROUPS, -(int64) SPI_processed);
 	}

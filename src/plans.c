@@ -195,10 +195,12 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 								 " group_key, gseq, run_start),",
 								 W);
 			else
+				/* id = ANY ($1): an index probe per id, as MQP_RETRY's */
 				appendStringInfo(&sql,
 								 "WITH gone AS (DELETE FROM %s w USING ROWS FROM (pg_catalog.unnest($1),"
 								 " pg_catalog.unnest($2)) AS u(id, receipt)"
-								 " WHERE w.id" OP("=") "u.id AND w.leased AND w.receipt" OP("=") "u.receipt"
+								 " WHERE w.id" OP("=") "ANY ($1) AND w.id" OP("=") "u.id"
+								 " AND w.leased AND w.receipt" OP("=") "u.receipt"
 								 " RETURNING w.id, w.leased, w.message, w.headers, w.attempt, w.enqueued_at,"
 								 " w.dedup_key, w.group_key, w.gseq, w.run_start),", W);
 			appendStringInfo(&sql,
@@ -226,12 +228,18 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[1] = INT8OID;
 			break;
 		case MQP_RETRY:
-			/* leases $1 due again at $2 (arrays of one order), one statement */
+			/*
+			 * Leases $1 due again at $2 (arrays of one order), one
+			 * statement.  "w.id = ANY ($1)" makes the wait rows an index
+			 * probe per id: joined with unnest alone, the planner may read
+			 * the whole primary key (every lease acked since a held xmin
+			 * horizon) and hash it (test/t/034_held_horizon_joins.pl).
+			 */
 			appendStringInfo(&sql,
 							 "UPDATE %s w SET leased = false, vt = u.vt,"
 							 " last_error = COALESCE($3, w.last_error)"
 							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(id, vt)"
-							 " WHERE w.id" OP("=") "u.id", W);
+							 " WHERE w.id" OP("=") "ANY ($1) AND w.id" OP("=") "u.id", W);
 			*nargs = 3;
 			types[0] = INT8ARRAYOID;
 			types[1] = TIMESTAMPTZARRAYOID;
@@ -465,6 +473,15 @@ mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 	SPIPlanPtr	plan = mq_queue_plan(q, kind);
 
 	return mq_exec_plan(plan, values, nulls, read_only, count);
+}
+
+/* Run statement kind of queue q on every row committed so far (src/util.c). */
+int
+mq_plan_run_latest(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls, long count)
+{
+	SPIPlanPtr	plan = mq_queue_plan(q, kind);
+
+	return mq_exec_plan_latest(plan, values, nulls, count);
 }
 
 /*

@@ -29,6 +29,8 @@ typedef struct MqOutMessage
 
 extern int	mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 						bool read_only, long count);
+extern int	mq_plan_run_latest(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
+							   long count);
 extern void mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m);
 
 #endif							/* MQ_PLANS_H */

@@ -13,6 +13,7 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -20,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -213,8 +215,9 @@ mq_exec_sql(const char *sql, bool read_only, long count)
  * and stay cached while the table grows.  The planner reads these
  * variables when the plan cache (re)plans, which happens inside execution.
  */
-int
-mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
+static int
+mq_exec_plan_with(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+				  bool latest, long count)
 {
 	bool		save_seqscan = enable_seqscan;
 	bool		save_bitmapscan = enable_bitmapscan;
@@ -224,7 +227,11 @@ mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, 
 	enable_bitmapscan = false;
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+		if (latest)
+			rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+									  InvalidSnapshot, read_only, true, count);
+		else
+			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
 	}
 	PG_FINALLY();
 	{
@@ -233,6 +240,27 @@ mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, 
 	}
 	PG_END_TRY();
 	return rc;
+}
+
+int
+mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
+{
+	return mq_exec_plan_with(plan, values, nulls, read_only, false, count);
+}
+
+/*
+ * Execute a kept plan that must see every row committed so far, also in a
+ * REPEATABLE READ or SERIALIZABLE transaction, whose statements would see
+ * the rows of its snapshot, perhaps taken before a lock it waited for was
+ * released (src/group.c).  In READ COMMITTED every statement takes a fresh
+ * snapshot anyway.  A row that changed after the transaction's snapshot is
+ * still written as in READ COMMITTED's updates (the executor waits for and
+ * rechecks it, or fails with a serialization error).
+ */
+int
+mq_exec_plan_latest(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
+{
+	return mq_exec_plan_with(plan, values, nulls, false, IsolationUsesXactSnapshot(), count);
 }
 
 Datum

@@ -32,6 +32,8 @@ extern SPIPlanPtr mq_prepare(const char *sql, int nargs, Oid *argtypes);
 extern int	mq_exec_sql(const char *sql, bool read_only, long count);
 extern int	mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 						 bool read_only, long count);
+extern int	mq_exec_plan_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
+								long count);
 extern Datum mq_spi_get(int row, int col, bool *isnull);
 extern int64 mq_spi_int8(int row, int col);
 extern void mq_srf_materialize(FunctionCallInfo fcinfo);
