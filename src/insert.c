@@ -503,7 +503,7 @@ mqi_insert_due_chunk(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 
 		isnull[11][k] = (m->run_start == 0);
 		if (m->group_key)
 			grouped++;
-		/* a lane exists before rows go into it (rows come in runs of one priority) */
+		/* a lane exists before rows go into it (registered again at each change of priority) */
 		if (k == 0 || m->priority != ms[k - 1].priority)
 			mq_lane_register(qs, m->priority);
 	}
