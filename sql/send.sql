@@ -101,4 +101,26 @@ SELECT mq.purge_queue('s');
 SELECT mq.send('s', '42') > 0, mq.send('s', '"text"') > 0, mq.send('s', '[1]') > 0;
 SELECT pg_temp.err($$SELECT mq.send_batch('s', ARRAY['{"x": 1}', NULL]::jsonb[])$$);
 SELECT message FROM mq.receive('s', 10);
+-- sends write a row without a plan (src/util.c mq_insert_row) while the
+-- tables are as mq made them; a table altered by hand (a trigger, a column)
+-- gets the INSERT statement instead, which honours the change
+SELECT mq.purge_queue('s');
+CREATE TABLE public.seen (tab text, n int);
+CREATE FUNCTION public.seen_row() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.seen VALUES (TG_TABLE_NAME, (NEW.message->>'n')::int); RETURN NEW; END $$;
+CREATE TRIGGER seen AFTER INSERT ON mq.q_s FOR EACH ROW EXECUTE FUNCTION public.seen_row();
+CREATE TRIGGER seen AFTER INSERT ON mq.w_s FOR EACH ROW EXECUTE FUNCTION public.seen_row();
+SELECT mq.send('s', '{"n": 1}') > 0, mq.send('s', '{"n": 2}', delay => '1 hour') > 0;
+SELECT tab, n FROM public.seen ORDER BY n;
+DROP TRIGGER seen ON mq.q_s;
+DROP TRIGGER seen ON mq.w_s;
+ALTER TABLE mq.q_s ADD COLUMN extra int DEFAULT 7;
+SELECT mq.send('s', '{"n": 3}') > 0;
+SELECT message->>'n' AS n, extra FROM mq.q_s ORDER BY seq;
+ALTER TABLE mq.q_s DROP COLUMN extra;
+SELECT mq.send('s', '{"n": 4}') > 0;
+SELECT string_agg(message->>'n', ' ' ORDER BY message->>'n') FROM mq.receive('s', 10);
+SELECT count(*) FROM public.seen;
+DROP TABLE public.seen;
+DROP FUNCTION public.seen_row();
 SELECT mq.drop_queue('s');

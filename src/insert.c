@@ -192,15 +192,54 @@ mqi_publish(MqQueueShared *qs, TimestampTz visible_at)
 	return ready;
 }
 
-/* Write one row: into the ready table with seq, or the wait table. */
+/* The columns of a ready row, and of a wait row (three more first). */
+static const char *const mqi_wait_cols[] = {"vt", "leased", "receipt",
+	"seq", "id", "priority", "attempt", "enqueued_at", "message", "headers",
+"dedup_key", "last_error", "group_key", "gseq", "run_start"};
+
+#define MQI_READY_NCOLS 12
+
+/* mqi_write_row's statement: $1..$12 the ready columns, $13 vt. */
+static void
+mqi_write_row_planned(MqQueue *q, Datum *values, bool *isnull, TimestampTz visible_at,
+					  MqPlanKind kind)
+{
+	Datum		args[MQI_READY_NCOLS + 1];
+	char		nulls[MQI_READY_NCOLS + 1];
+	int			rc;
+
+	for (int i = 0; i < MQI_READY_NCOLS; i++)
+	{
+		args[i] = values[i];
+		nulls[i] = isnull[i] ? 'n' : ' ';
+	}
+	args[MQI_READY_NCOLS] = TimestampTzGetDatum(visible_at);
+	nulls[MQI_READY_NCOLS] = ' ';
+	rc = mq_plan_run(q, kind, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * Write one row: into the ready table with seq, or the wait table.  Without
+ * a plan (mq_insert_row) unless the table was altered by hand; the plans
+ * take their arguments in the ready table's order, vt last.
+ */
 static void
 mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 			  TimestampTz visible_at, bool ready)
 {
-	Datum		values[13];
-	char		nulls[13];
-	int			rc;
+	Datum		row[3 + MQI_READY_NCOLS];	/* a wait row; a ready row from [3] */
+	bool		isnull[3 + MQI_READY_NCOLS];
+	Datum	   *values = row + 3;
+	bool	   *nulls = isnull + 3;
 
+	memset(isnull, 0, sizeof(isnull));
+	row[0] = TimestampTzGetDatum(visible_at);
+	row[1] = BoolGetDatum(false);
+	row[2] = (Datum) 0;
+	isnull[2] = true;			/* receipt: not leased */
 	values[0] = Int64GetDatum((int64) seq);
 	values[1] = Int64GetDatum(m->id);
 	values[2] = Int32GetDatum(m->priority);
@@ -213,36 +252,28 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 	values[9] = m->group_key ? PointerGetDatum(m->group_key) : (Datum) 0;
 	values[10] = Int64GetDatum(m->gseq);
 	values[11] = Int64GetDatum(m->run_start);
-	values[12] = TimestampTzGetDatum(visible_at);
-	memset(nulls, ' ', sizeof(nulls));
-	if (!m->headers)
-		nulls[6] = 'n';
-	if (!m->dedup_key)
-		nulls[7] = 'n';
-	if (!m->last_error)
-		nulls[8] = 'n';
-	if (!m->group_key)
-		nulls[9] = nulls[10] = 'n';
-	if (m->run_start == 0)
-		nulls[11] = 'n';
+	nulls[6] = !m->headers;
+	nulls[7] = !m->dedup_key;
+	nulls[8] = !m->last_error;
+	nulls[9] = nulls[10] = !m->group_key;
+	nulls[11] = (m->run_start == 0);
 
 	if (ready)
 	{
 		mq_lane_register(qs, m->priority);
-		rc = mq_plan_run(q, MQP_INSERT_READY, values, nulls, false, 0);
+		if (!mq_insert_row(q->ready_relid, mqi_wait_cols + 3, MQI_READY_NCOLS, values, nulls))
+			mqi_write_row_planned(q, values, nulls, visible_at, MQP_INSERT_READY);
 		mq_xact_count(qs, MQC_READY, 1);
 		if (m->group_key)
 			mq_xact_count(qs, MQC_GROUPS_READY, 1);
 	}
 	else
 	{
-		rc = mq_plan_run(q, MQP_INSERT_WAIT, values, nulls, false, 0);
+		if (!mq_insert_row(q->wait_relid, mqi_wait_cols, 3 + MQI_READY_NCOLS, row, isnull))
+			mqi_write_row_planned(q, values, nulls, visible_at, MQP_INSERT_WAIT);
 		mq_xact_note_due(qs, visible_at);
 		mq_xact_count(qs, MQC_DELAYED, 1);
 	}
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
-			 SPI_result_code_string(rc));
 }
 
 /*

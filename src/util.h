@@ -34,6 +34,8 @@ extern int	mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 						 bool read_only, long count);
 extern int	mq_exec_plan_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
 								long count);
+extern bool mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
+						  const bool *isnull);
 extern Datum mq_spi_get(int row, int col, bool *isnull);
 extern int64 mq_spi_int8(int row, int col);
 extern void mq_srf_materialize(FunctionCallInfo fcinfo);
