@@ -24,7 +24,6 @@
 #include "catalog/pg_sequence.h"
 #include "commands/sequence.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -454,103 +453,6 @@ mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 	return m->id;
 }
 
-/* A one-dimensional array of n values of type (nulls: which are NULL). */
-static Datum
-mqi_array(Datum *values, bool *nulls, int n, Oid type)
-{
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
-}
-
-#define MQI_DUE_COLS 12
-#define MQI_DUE_CHUNK_BYTES (64 * 1024 * 1024)	/* of messages and headers */
-
-/*
- * Rows first.. of rows (as MQP_DUE_READY returns them) into the ready table
- * with one statement, as many as fit in MQI_DUE_CHUNK_BYTES (one at least),
- * so that no array comes near the 1 GB of a value.  Returns the first row
- * not inserted.
- */
-static uint64
-mqi_insert_due_chunk(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 first,
-					 uint64 n)
-{
-	int			max = (int) (n - first);
-	Datum	   *cols[MQI_DUE_COLS];
-	bool	   *isnull[MQI_DUE_COLS];
-	Oid			types[MQI_DUE_COLS] = {INT8OID, INT8OID, INT4OID, INT4OID, TIMESTAMPTZOID,
-	JSONBOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID};
-	Datum		args[MQI_DUE_COLS];
-	MqOutMessage *ms = palloc(sizeof(MqOutMessage) * max);
-	uint64	   *seqs = palloc(sizeof(uint64) * max);
-	Size		bytes = 0;
-	int64		grouped = 0;
-	int			k = 0;
-	int			rc;
-
-	for (int c = 0; c < MQI_DUE_COLS; c++)
-	{
-		cols[c] = palloc(sizeof(Datum) * max);
-		isnull[c] = palloc0(sizeof(bool) * max);
-	}
-	for (uint64 i = first; i < n; i++, k++)
-	{
-		MqOutMessage *m = &ms[k];
-		bool		dnull;
-		TimestampTz due;
-		Size		size;
-
-		mq_read_message_row(rows, i, m);
-		size = VARSIZE_ANY(m->message) + (m->headers ? VARSIZE_ANY(m->headers) : 0);
-		if (k > 0 && bytes + size > MQI_DUE_CHUNK_BYTES)
-			break;
-		bytes += size;
-		due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &dnull));
-		seqs[k] = MQ_SEQ_OF(due);
-		cols[0][k] = Int64GetDatum((int64) seqs[k]);
-		cols[1][k] = Int64GetDatum(m->id);
-		cols[2][k] = Int32GetDatum(m->priority);
-		cols[3][k] = Int32GetDatum(m->attempt);
-		cols[4][k] = TimestampTzGetDatum(m->enqueued_at);
-		cols[5][k] = JsonbPGetDatum(m->message);
-		cols[6][k] = m->headers ? JsonbPGetDatum(m->headers) : (Datum) 0;
-		isnull[6][k] = (m->headers == NULL);
-		cols[7][k] = m->dedup_key ? PointerGetDatum(m->dedup_key) : (Datum) 0;
-		isnull[7][k] = (m->dedup_key == NULL);
-		cols[8][k] = m->last_error ? PointerGetDatum(m->last_error) : (Datum) 0;
-		isnull[8][k] = (m->last_error == NULL);
-		cols[9][k] = m->group_key ? PointerGetDatum(m->group_key) : (Datum) 0;
-		isnull[9][k] = (m->group_key == NULL);
-		cols[10][k] = Int64GetDatum(m->gseq);
-		isnull[10][k] = (m->group_key == NULL);
-		cols[11][k] = Int64GetDatum(m->run_start);
-		isnull[11][k] = (m->run_start == 0);
-		if (m->group_key)
-			grouped++;
-		/* a lane exists before rows go into it (registered again at each change of priority) */
-		if (k == 0 || m->priority != ms[k - 1].priority)
-			mq_lane_register(qs, m->priority);
-	}
-	for (int c = 0; c < MQI_DUE_COLS; c++)
-		args[c] = mqi_array(cols[c], isnull[c], k, types[c]);
-	rc = mq_plan_run(q, MQP_INSERT_DUE, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) k)
-		elog(ERROR, "mq: insert into queue \"%s\" failed: %s", q->name,
-			 SPI_result_code_string(rc));
-	mq_xact_count(qs, MQC_READY, k);
-	mq_xact_count(qs, MQC_GROUPS_READY, grouped);
-	for (int j = 0; j < k; j++)
-		mq_xact_promoted_row(qs, ms[j].priority, seqs[j], ms[j].id);
-	return first + k;
-}
-
 /*
  * Wait rows that came due (n rows as MQP_DUE_READY returns them: a message
  * row, then its due time; src/promote.c) join the ready table, each in its
@@ -558,16 +460,23 @@ mqi_insert_due_chunk(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 
  * messages sent after it came due, so it may be behind a lane head.  No
  * bound is published for them: the transaction records each row, its own
  * lane scans start at it (src/take.c), and its commit moves the head back
- * to it unless it took the row itself (src/xact.c).  One statement for
- * them all, unless they are large.
+ * to it unless it took the row itself (src/xact.c).  Each row is written
+ * as a send's is, without a plan.
  */
 void
 mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n)
 {
-	uint64		next = 0;
+	for (uint64 i = 0; i < n; i++)
+	{
+		MqOutMessage m;
+		bool		isnull;
+		TimestampTz due = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &isnull));
+		uint64		seq = MQ_SEQ_OF(due);
 
-	while (next < n)
-		next = mqi_insert_due_chunk(q, qs, rows, next, n);
+		mq_read_message_row(rows, i, &m);
+		mqi_write_row(q, qs, &m, seq, due, true);
+		mq_xact_promoted_row(qs, m.priority, seq, m.id);
+	}
 }
 
 /*

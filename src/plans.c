@@ -90,29 +90,6 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[5] = TIMESTAMPTZOID;
 			types[6] = INT8ARRAYOID;
 			break;
-		case MQP_INSERT_DUE:
-			/* wait rows that came due, arrays of one order, rows in that order */
-			appendStringInfo(&sql,
-							 "INSERT INTO %s (" READY_COLS ")"
-							 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							 " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-							 " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-							 " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-							 " pg_catalog.unnest($12))", R);
-			*nargs = 12;
-			types[0] = INT8ARRAYOID;
-			types[1] = INT8ARRAYOID;
-			types[2] = INT4ARRAYOID;
-			types[3] = INT4ARRAYOID;
-			types[4] = TIMESTAMPTZARRAYOID;
-			types[5] = JSONBARRAYOID;
-			types[6] = JSONBARRAYOID;
-			types[7] = TEXTARRAYOID;
-			types[8] = TEXTARRAYOID;
-			types[9] = TEXTARRAYOID;
-			types[10] = INT8ARRAYOID;
-			types[11] = INT8ARRAYOID;
-			break;
 		case MQP_LEASE_LANE:
 		case MQP_LEASE_ANY:
 		case MQP_POP_LANE:
