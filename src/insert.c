@@ -191,12 +191,7 @@ mqi_publish(MqQueueShared *qs, TimestampTz visible_at)
 	return ready;
 }
 
-/* The columns of a ready row, and of a wait row (three more first). */
-static const char *const mqi_wait_cols[] = {"vt", "leased", "receipt",
-	"seq", "id", "priority", "attempt", "enqueued_at", "message", "headers",
-"dedup_key", "last_error", "group_key", "gseq", "run_start"};
-
-#define MQI_READY_NCOLS 12
+#define MQI_READY_NCOLS MQW_READY_NCOLS
 
 /* mqi_write_row's statement: $1..$12 the ready columns, $13 vt. */
 static void
@@ -260,7 +255,7 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 	if (ready)
 	{
 		mq_lane_register(qs, m->priority);
-		if (!mq_insert_row(q->ready_relid, mqi_wait_cols + 3, MQI_READY_NCOLS, values, nulls))
+		if (!mq_insert_row(q->ready_relid, mq_wait_cols + MQW_SEQ, MQI_READY_NCOLS, values, nulls))
 			mqi_write_row_planned(q, values, nulls, visible_at, MQP_INSERT_READY);
 		mq_xact_count(qs, MQC_READY, 1);
 		if (m->group_key)
@@ -268,7 +263,7 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 	}
 	else
 	{
-		if (!mq_insert_row(q->wait_relid, mqi_wait_cols, 3 + MQI_READY_NCOLS, row, isnull))
+		if (!mq_insert_row(q->wait_relid, mq_wait_cols, 3 + MQI_READY_NCOLS, row, isnull))
 			mqi_write_row_planned(q, values, nulls, visible_at, MQP_INSERT_WAIT);
 		mq_xact_note_due(qs, visible_at);
 		mq_xact_count(qs, MQC_DELAYED, 1);

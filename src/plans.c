@@ -24,6 +24,10 @@
 #define READY_COLS "seq, id, priority, attempt, enqueued_at, message, headers, dedup_key, last_error," \
 	" group_key, gseq, run_start"
 
+const char *const mq_wait_cols[MQW_NCOLS] = {"vt", "leased", "receipt",
+	"seq", "id", "priority", "attempt", "enqueued_at", "message", "headers",
+"dedup_key", "last_error", "group_key", "gseq", "run_start"};
+
 static const char *
 mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 {
@@ -250,6 +254,14 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			appendStringInfo(&sql,
 							 "INSERT INTO mq.dedup_keys (queue, dedup_key, id) VALUES (%s, $1, $2)"
 							 " ON CONFLICT (queue, dedup_key) DO NOTHING RETURNING id", qname);
+			*nargs = 2;
+			types[0] = TEXTOID;
+			types[1] = INT8OID;
+			break;
+		case MQP_DEDUP_RELEASE:
+			appendStringInfo(&sql,
+							 "DELETE FROM mq.dedup_keys WHERE queue" OP("=") "%s"
+							 " AND dedup_key" OP("=") "$1 AND id" OP("=") "$2", qname);
 			*nargs = 2;
 			types[0] = TEXTOID;
 			types[1] = INT8OID;

@@ -27,6 +27,34 @@ typedef struct MqOutMessage
 	int64		run_start;		/* gseq of the head of its run (0: none) */
 } MqOutMessage;
 
+/*
+ * The columns of a wait row, in table order; a ready row has the same from
+ * MQW_SEQ on (MQW_READY_NCOLS of them).
+ */
+typedef enum MqWaitCol
+{
+	MQW_VT,
+	MQW_LEASED,
+	MQW_RECEIPT,
+	MQW_SEQ,
+	MQW_ID,
+	MQW_PRIORITY,
+	MQW_ATTEMPT,
+	MQW_ENQUEUED_AT,
+	MQW_MESSAGE,
+	MQW_HEADERS,
+	MQW_DEDUP_KEY,
+	MQW_LAST_ERROR,
+	MQW_GROUP_KEY,
+	MQW_GSEQ,
+	MQW_RUN_START,
+	MQW_NCOLS
+} MqWaitCol;
+
+#define MQW_READY_NCOLS (MQW_NCOLS - MQW_SEQ)
+
+extern const char *const mq_wait_cols[MQW_NCOLS];
+
 extern int	mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 						bool read_only, long count);
 extern int	mq_plan_run_latest(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,

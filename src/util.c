@@ -14,10 +14,18 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "utils/fmgroids.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -329,8 +337,33 @@ mq_srf_materialize(FunctionCallInfo fcinfo)
  * tuple descriptors column by column every time: half of what a send cost.)
  * The caller owns the table, so there is no privilege to check.  Returns
  * false, having done nothing, when the table is not laid out so (altered by
- * hand) or has triggers: the caller then runs its INSERT statement.
+ * hand) or has triggers, rules or row security: the caller then runs its
+ * INSERT statement.
  */
+/*
+ * Whether rel is a plain table of columns cols[0..ncols-1], in that order,
+ * with nothing a statement on it would run besides (triggers, rules, row
+ * security): what the one-row helpers below may write without a plan.
+ */
+static bool
+mqu_plain_table(Relation rel, const char *const *cols, int ncols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
+		rel->rd_rules != NULL || rel->rd_rel->relrowsecurity || desc->natts != ncols)
+		return false;
+	for (int i = 0; i < ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated ||
+			strcmp(NameStr(att->attname), cols[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
 bool
 mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
 			  const bool *isnull)
@@ -342,22 +375,10 @@ mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
-		desc->natts != ncols)
+	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
 		return false;
-	}
-	for (int i = 0; i < ncols; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped || att->attgenerated ||
-			strcmp(NameStr(att->attname), cols[i]) != 0)
-		{
-			table_close(rel, NoLock);
-			return false;
-		}
 	}
 
 	estate = CreateExecutorState();
@@ -395,6 +416,152 @@ mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	return true;
+}
+
+/*
+ * Deleting rows by key without a plan, as "DELETE FROM t WHERE id = $1
+ * [AND ...] RETURNING *" run by SPI would, for the acks: starting that
+ * statement's plan (a CTE, its projections) cost more than the delete.
+ * The rows are found by the table's primary key, one int8 column, under a
+ * snapshot taken after the commands before (as SPI takes one); a row that
+ * another transaction changed meanwhile is, under READ COMMITTED, checked
+ * again in its latest version (what the executor's EvalPlanQual does), and
+ * otherwise a serialization failure, as for the statement.
+ */
+struct MqRowDelete
+{
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	int			key_att;		/* the key's column, from 0 */
+};
+
+/*
+ * Begin deleting from table relid, whose columns must be cols[0..ncols-1];
+ * NULL, having done nothing, where mq_insert_row would return false or the
+ * primary key is not one int8 column: the caller then runs its statement.
+ */
+MqRowDelete *
+mq_delete_begin(Oid relid, const char *const *cols, int ncols)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	MqRowDelete *d;
+	Relation	index;
+	Oid			pkey;
+
+	if (!mqu_plain_table(rel, cols, ncols))
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	RelationGetIndexList(rel);	/* sets rd_pkindex */
+	pkey = rel->rd_pkindex;
+	if (!OidIsValid(pkey))
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	index = index_open(pkey, RowExclusiveLock);
+	if (index->rd_index->indnkeyatts != 1 ||
+		TupleDescAttr(RelationGetDescr(rel), index->rd_index->indkey.values[0] - 1)->atttypid != INT8OID ||
+		index->rd_opfamily[0] != INTEGER_BTREE_FAM_OID)
+	{
+		index_close(index, NoLock);
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	CheckCmdReplicaIdentity(rel, CMD_DELETE);
+	d = palloc(sizeof(MqRowDelete));
+	d->rel = rel;
+	d->index = index;
+	d->key_att = index->rd_index->indkey.values[0] - 1;
+	CommandCounterIncrement();
+	d->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	d->slot = table_slot_create(rel, NULL);
+	ScanKeyInit(&d->key, 1, BTEqualStrategyNumber, F_INT8EQ, (Datum) 0);
+	return d;
+}
+
+/*
+ * Delete the row of key, if there is one and accept (when given) takes its
+ * columns, and point values/isnull at its columns: valid until the next
+ * call (the row stays pinned).  Those stored out of line (a big message)
+ * are toast pointers to what was just deleted, not to be read.  Returns
+ * whether it deleted.
+ */
+bool
+mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
+			  Datum **values, bool **isnull)
+{
+	TupleTableSlot *slot = d->slot;
+	IndexScanDesc scan;
+	bool		found;
+
+	ExecClearTuple(slot);
+	d->key.sk_argument = Int64GetDatum(key);
+	scan = index_beginscan(d->rel, d->index, d->snapshot, 1, 0);
+	index_rescan(scan, &d->key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	if (!found)
+		return false;
+	for (;;)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+		ItemPointerData tid;
+
+		slot_getallattrs(slot);
+		if (DatumGetInt64(slot->tts_values[d->key_att]) != key ||
+			(accept != NULL && !accept(slot->tts_values, slot->tts_isnull, arg)))
+			return false;
+		result = table_tuple_delete(d->rel, &slot->tts_tid, GetCurrentCommandId(true),
+									d->snapshot, InvalidSnapshot, true, &tmfd, false);
+		if (result == TM_Ok)
+		{
+			*values = slot->tts_values;
+			*isnull = slot->tts_isnull;
+			return true;
+		}
+		if (result == TM_SelfModified)
+			return false;		/* deleted already, by this call (a key given twice) */
+		if (result != TM_Updated && result != TM_Deleted)
+			elog(ERROR, "mq: unexpected result %d of a delete", (int) result);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent %s",
+							result == TM_Updated ? "update" : "delete")));
+		if (result == TM_Deleted)
+			return false;
+
+		/*
+		 * Updated by a transaction that has committed since: lock the
+		 * row's latest version and check it again, as EvalPlanQual does.
+		 * A row that was deleted at the end of its chain is gone, even if
+		 * another one of the same key exists now.
+		 */
+		tid = slot->tts_tid;
+		result = table_tuple_lock(d->rel, &tid, d->snapshot, slot, GetCurrentCommandId(true),
+								  LockTupleExclusive, LockWaitBlock,
+								  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		if (result == TM_Deleted)
+			return false;
+		if (result != TM_Ok)
+			elog(ERROR, "mq: unexpected result %d of a row lock", (int) result);
+	}
+}
+
+void
+mq_delete_end(MqRowDelete *d)
+{
+	ExecDropSingleTupleTableSlot(d->slot);
+	UnregisterSnapshot(d->snapshot);
+	index_close(d->index, NoLock);
+	table_close(d->rel, NoLock);
+	pfree(d);
 }
 
 /* ---- queue names ------------------------------------------------------ */

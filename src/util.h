@@ -36,6 +36,12 @@ extern int	mq_exec_plan_latest(SPIPlanPtr plan, Datum *values, const char *nulls
 								long count);
 extern bool mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
 						  const bool *isnull);
+typedef struct MqRowDelete MqRowDelete;
+typedef bool (*MqRowFilter) (const Datum *values, const bool *isnull, void *arg);
+extern MqRowDelete *mq_delete_begin(Oid relid, const char *const *cols, int ncols);
+extern bool mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
+						  Datum **values, bool **isnull);
+extern void mq_delete_end(MqRowDelete *d);
 extern Datum mq_spi_get(int row, int col, bool *isnull);
 extern int64 mq_spi_int8(int row, int col);
 extern void mq_srf_materialize(FunctionCallInfo fcinfo);
