@@ -26,6 +26,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use MqHeldHorizon;
 
 my $n = 1500;
 
@@ -52,24 +53,8 @@ my $t0 = time();
 usleep(100_000) while passes() < 2 && time() - $t0 < 20;
 cmp_ok(passes(), '>=', 2, 'the worker makes passes');
 
-my $holder = $node->background_psql('postgres');
-$holder->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
-$holder->query_safe("SELECT count(*) FROM mq.queue_catalog");
-
-q1(qq{
-DO \$\$
-DECLARE
-    rid bigint;
-BEGIN
-    FOR i IN 1 .. $n LOOP
-        PERFORM mq.send('wh', jsonb_build_object('n', i));
-        COMMIT;
-        SELECT id INTO rid FROM mq.receive('wh', 1);
-        PERFORM mq.ack('wh', rid);
-        COMMIT;
-    END LOOP;
-END
-\$\$});
+my $holder = hold_horizon($node);
+cycle_leases($node, 'wh', $n);
 is(q1("SELECT concat_ws('|', ready, in_flight, total_acked) FROM mq.metrics('wh')"),
 	"0|0|$n", "$n messages sent, received and acked under the held horizon");
 
@@ -108,15 +93,12 @@ cmp_ok($made, '>=', 130, "the worker made $made passes meanwhile");
 settle();
 my $read = q1($read_sql) - $before;
 note("the worker's passes read $read entries of mq.wi_wh");
-is($holder->query_safe(
-		"SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND backend_xmin IS NOT NULL"),
-	'1', 'the holder held its snapshot throughout');
+horizon_still_held($holder);
 cmp_ok($read, '<', 300,
 	"over more than 120 passes the worker did not walk the $n dead leases (read $read entries)");
 
 is(q1("SELECT message #>> '{}' FROM mq.receive('wh', 1)"), 'late', 'the delayed message is delivered');
 
-$holder->query_safe("COMMIT");
-$holder->quit;
+release_horizon($holder);
 $node->stop;
 done_testing();

@@ -31,6 +31,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use MqHeldHorizon;
 
 my $n = 1500;
 
@@ -49,25 +50,8 @@ sub q1 { return $node->safe_psql('postgres', $_[0]); }
 q1("CREATE EXTENSION mq");
 q1("SELECT mq.create_queue('ph', visibility_timeout => '1 s')");
 
-my $holder = $node->background_psql('postgres');
-$holder->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
-$holder->query_safe("SELECT count(*) FROM mq.queue_catalog");
-
-# send, receive and ack, one transaction each step
-q1(qq{
-DO \$\$
-DECLARE
-    rid bigint;
-BEGIN
-    FOR i IN 1 .. $n LOOP
-        PERFORM mq.send('ph', jsonb_build_object('n', i));
-        COMMIT;
-        SELECT id INTO rid FROM mq.receive('ph', 1);
-        PERFORM mq.ack('ph', rid);
-        COMMIT;
-    END LOOP;
-END
-\$\$});
+my $holder = hold_horizon($node);
+cycle_leases($node, 'ph', $n);
 is(q1("SELECT concat_ws('|', ready, in_flight, total_acked) FROM mq.metrics('ph')"),
 	"0|0|$n", "$n messages sent, received and acked");
 cmp_ok(q1("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'mq.w_ph'::regclass"),
@@ -91,14 +75,11 @@ $consumer->query_safe("SELECT 1");
 my $read = q1($read_sql) - $before;
 note("the second promotion read $read entries of mq.wi_ph");
 
-is($holder->query_safe(
-		"SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND backend_xmin IS NOT NULL"),
-	'1', 'the holder held its snapshot throughout');
+horizon_still_held($holder);
 cmp_ok($read, '<', 300,
 	"a promotion under the held horizon does not walk the $n acked leases (read $read entries)");
 
 $consumer->quit;
-$holder->query_safe("COMMIT");
-$holder->quit;
+release_horizon($holder);
 $node->stop;
 done_testing();

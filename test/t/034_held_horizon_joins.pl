@@ -29,6 +29,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqHeldHorizon;
 
 my $n = 1500;
 
@@ -48,25 +49,8 @@ q1("CREATE EXTENSION mq");
 q1("SELECT mq.create_queue('hj', visibility_timeout => '1 hour', retry_delay => '1 hour', "
 	  . "retry_delay_max => '1 hour')");
 
-my $holder = $node->background_psql('postgres');
-$holder->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
-$holder->query_safe("SELECT count(*) FROM mq.queue_catalog");
-
-# send, receive and ack, one transaction each step
-q1(qq{
-DO \$\$
-DECLARE
-    rid bigint;
-BEGIN
-    FOR i IN 1 .. $n LOOP
-        PERFORM mq.send('hj', jsonb_build_object('n', i));
-        COMMIT;
-        SELECT id INTO rid FROM mq.receive('hj', 1);
-        PERFORM mq.ack('hj', rid);
-        COMMIT;
-    END LOOP;
-END
-\$\$});
+my $holder = hold_horizon($node);
+cycle_leases($node, 'hj', $n);
 cmp_ok(q1("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'mq.w_hj'::regclass"),
 	'>=', $n, "the wait rows of $n acked leases are dead tuples");
 q1("ANALYZE mq.w_hj");
@@ -108,9 +92,7 @@ note("entries of mq.wk_hj read by each ack of two with receipts: @ack_reads");
 
 is(q1("SELECT concat_ws('|', ready, in_flight, delayed, total_acked) FROM mq.metrics('hj')"),
 	"0|0|10|" . ($n + 20), 'every nack retried its message, every ack acked two');
-is($holder->query_safe(
-		"SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND backend_xmin IS NOT NULL"),
-	'1', 'the holder held its snapshot throughout');
+horizon_still_held($holder);
 my ($max_nack) = sort { $b <=> $a } @nack_reads[5 .. 9];
 my ($max_ack) = sort { $b <=> $a } @ack_reads[5 .. 9];
 cmp_ok($max_nack, '<', 100,
@@ -119,7 +101,6 @@ cmp_ok($max_ack, '<', 100,
 	"an ack with receipts under the held horizon does not walk the $n acked leases (at most $max_ack entries)");
 
 $session->quit;
-$holder->query_safe("COMMIT");
-$holder->quit;
+release_horizon($holder);
 $node->stop;
 done_testing();
