@@ -121,14 +121,19 @@ ALTER TABLE mq.q_s DROP COLUMN extra;
 SELECT mq.send('s', '{"n": 4}') > 0;
 SELECT string_agg(message->>'n', ' ' ORDER BY message->>'n') FROM mq.receive('s', 10);
 SELECT count(*) FROM public.seen;
--- acks delete without a plan (src/util.c mq_delete_key) likewise; with a
--- DELETE trigger on the wait table they run the statement, which fires it
+-- leases and acks delete without a plan (src/util.c mq_delete_first,
+-- mq_delete_key) likewise; with a DELETE trigger on the table they run the
+-- statement, which fires it
 CREATE FUNCTION public.seen_gone() RETURNS trigger LANGUAGE plpgsql AS
-  $$ BEGIN INSERT INTO public.seen VALUES ('gone', (OLD.message->>'n')::int); RETURN OLD; END $$;
+  $$ BEGIN INSERT INTO public.seen VALUES ('gone ' || TG_TABLE_NAME, (OLD.message->>'n')::int); RETURN OLD; END $$;
+CREATE TRIGGER gone AFTER DELETE ON mq.q_s FOR EACH ROW EXECUTE FUNCTION public.seen_gone();
 CREATE TRIGGER gone AFTER DELETE ON mq.w_s FOR EACH ROW EXECUTE FUNCTION public.seen_gone();
+SELECT mq.send('s', '{"n": 5}') > 0;
+SELECT message FROM mq.receive('s', 1);
 SELECT mq.ack('s', array_agg(id ORDER BY id)) FROM mq.w_s WHERE leased;
 SELECT mq.ack('s', id) FROM mq.w_s;
-SELECT string_agg(n::text, ' ' ORDER BY n) FROM public.seen WHERE tab = 'gone';
+SELECT tab, string_agg(n::text, ' ' ORDER BY n) FROM public.seen WHERE tab LIKE 'gone%' GROUP BY tab ORDER BY tab;
+DROP TRIGGER gone ON mq.q_s;
 DROP TRIGGER gone ON mq.w_s;
 DROP FUNCTION public.seen_gone();
 DROP TABLE public.seen;

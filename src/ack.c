@@ -196,7 +196,7 @@ mqa_delete(MqQueue *q, MqaTarget *targets, int n, bool fenced, MqaAcked *acked)
 	int64		nacked = 0;
 
 	if (q->has_retention ||
-		(d = mq_delete_begin(q->wait_relid, mq_wait_cols, MQW_NCOLS)) == NULL)
+		(d = mq_delete_begin(q->wait_relid, mq_wait_cols, MQW_NCOLS, "id")) == NULL)
 		return -1;
 	for (int i = 0; i < n; i++)
 	{

@@ -2,9 +2,9 @@
  *
  * take.c
  *	  Taking rows out of a queue's ready table: lane by lane from the
- *	  heads when the lanes are known, else in one ordered scan, each with
- *	  FOR UPDATE SKIP LOCKED; a lease moves the rows to the wait table, a
- *	  pop deletes them.  Also the discovery of a queue's lanes after a
+ *	  heads when the lanes are known, else in one ordered scan, skipping
+ *	  rows others hold; a lease moves the rows to the wait table (lane by
+ *	  lane without a plan), a pop deletes them.  Also the discovery of a queue's lanes after a
  *	  restart (a loose index scan, one probe per priority), and the runs
  *	  of receive's per_group: the messages of a group's backlog leased
  *	  with its current one.
@@ -141,6 +141,62 @@ mqt_collect(MqTaken *taken, int n, MemoryContext mcxt)
 }
 
 /*
+ * A lease without a plan, lane by lane: the ready rows deleted in lane
+ * order (skipping those others hold) and written to the wait table as
+ * leased, as MQP_LEASE_LANE does; starting that statement's plan cost more
+ * than moving one row.
+ */
+typedef struct MqtLease
+{
+	MqRowInsert *wait;
+	TimestampTz visible_at;
+	int64		receipt_base;
+	MqTaken    *taken;			/* where the next row goes */
+	MemoryContext mcxt;
+} MqtLease;
+
+/* mq_delete_first's visitor: one ready row becomes a leased wait row */
+static void
+mqt_lease_row(const Datum *ready, const bool *ready_null, void *arg)
+{
+	MqtLease   *l = arg;
+	MqTaken    *t = l->taken++;
+	Datum		row[MQW_NCOLS];
+	bool		isnull[MQW_NCOLS];
+	int64		seq = DatumGetInt64(ready[MQW_SEQ - MQW_SEQ]);
+	int32		attempt = DatumGetInt32(ready[MQW_ATTEMPT - MQW_SEQ]) + 1;
+	MemoryContext old;
+
+	memcpy(row + MQW_SEQ, ready, sizeof(Datum) * MQW_READY_NCOLS);
+	memcpy(isnull + MQW_SEQ, ready_null, sizeof(bool) * MQW_READY_NCOLS);
+	row[MQW_VT] = TimestampTzGetDatum(l->visible_at);
+	row[MQW_LEASED] = BoolGetDatum(true);
+	row[MQW_RECEIPT] = Int64GetDatum(l->receipt_base ^ seq);
+	row[MQW_ATTEMPT] = Int32GetDatum(attempt);
+	isnull[MQW_VT] = isnull[MQW_LEASED] = isnull[MQW_RECEIPT] = false;
+	mq_insert_next(l->wait, row, isnull);
+
+	old = MemoryContextSwitchTo(l->mcxt);
+	t->id = DatumGetInt64(row[MQW_ID]);
+	t->message = PointerGetDatum(DatumGetJsonbPCopy(row[MQW_MESSAGE]));
+	t->headers_null = isnull[MQW_HEADERS];
+	t->headers = t->headers_null ? (Datum) 0 :
+		PointerGetDatum(DatumGetJsonbPCopy(row[MQW_HEADERS]));
+	t->attempt = attempt;
+	t->enqueued_at = DatumGetTimestampTz(row[MQW_ENQUEUED_AT]);
+	t->visible_at = l->visible_at;
+	t->priority = DatumGetInt32(row[MQW_PRIORITY]);
+	t->seq = seq;
+	t->receipt = DatumGetInt64(row[MQW_RECEIPT]);
+	t->receipt_null = false;
+	t->dead = false;
+	t->group_key = isnull[MQW_GROUP_KEY] ? NULL : DatumGetTextPCopy(row[MQW_GROUP_KEY]);
+	t->gseq = isnull[MQW_GSEQ] ? 0 : DatumGetInt64(row[MQW_GSEQ]);
+	t->run_start = isnull[MQW_RUN_START] ? 0 : DatumGetInt64(row[MQW_RUN_START]);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Take up to quantity rows from the ready table, lane by lane from the
  * heads when the lanes are usable, else in one ordered scan.
  */
@@ -160,6 +216,21 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 	{
 		uint64		cap = mq_head_cap(qs);
 		MqPlanKind	kind = lease ? MQP_LEASE_LANE : MQP_POP_LANE;
+		MqRowDelete *ready = NULL;
+		MqtLease	l;
+
+		/* a lease moves its rows without a plan, unless a table was altered */
+		if (lease &&
+			(ready = mq_delete_begin_ordered(q->ready_relid, mq_wait_cols + MQW_SEQ,
+											 MQW_READY_NCOLS, "priority", "seq")) != NULL &&
+			(l.wait = mq_insert_begin(q->wait_relid, mq_wait_cols, MQW_NCOLS)) == NULL)
+		{
+			mq_delete_end(ready);
+			ready = NULL;
+		}
+		l.visible_at = visible_at;
+		l.receipt_base = DatumGetInt64(receipt_base);
+		l.mcxt = mcxt;
 
 		for (int i = 0; i < nlanes && n < quantity; i++)
 		{
@@ -178,16 +249,25 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			args[4] = receipt_base;
 			mq_xact_lane_scan_begin(qs, lanes[i].priority, head,
 									lanes[i].generation, cap);
-			rc = mq_plan_run(q, kind, args, NULL, false, 0);
-			if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
-				elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
-					 SPI_result_code_string(rc));
-			if (SPI_processed == 0)
+			if (ready != NULL)
+			{
+				l.taken = taken + n;
+				n += mq_delete_first(ready, lanes[i].priority, (int64) head, quantity - n,
+									 mqt_lease_row, &l);
+			}
+			else
+			{
+				rc = mq_plan_run(q, kind, args, NULL, false, 0);
+				if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT)
+					elog(ERROR, "mq: dequeue from \"%s\" failed: %s", q->name,
+						 SPI_result_code_string(rc));
+				n = mqt_collect(taken, n, mcxt);
+			}
+			if (n == first)
 			{
 				mq_xact_lane_scan_empty(qs, lanes[i].priority);
 				continue;
 			}
-			n = mqt_collect(taken, n, mcxt);
 			for (int j = first; j < n; j++)
 			{
 				max_seq = Max(max_seq, (uint64) taken[j].seq);
@@ -195,6 +275,11 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 					mq_xact_due_taken(qs, lanes[i].priority, taken[j].id);
 			}
 			mq_xact_lane_scan_end(qs, lanes[i].priority, max_seq);
+		}
+		if (ready != NULL)
+		{
+			mq_insert_end(l.wait);
+			mq_delete_end(ready);
 		}
 	}
 	else

@@ -2,8 +2,8 @@
  *
  * util.c
  *	  The bottom of mq: clock and interval helpers, SPI helpers (kept plans
- *	  run with sequential scans off), the insert of one row without a plan,
- *	  set-returning function set-up, and the checks of a queue-name
+ *	  run with sequential scans off), row inserts and deletes without a
+ *	  plan, set-returning function set-up, and the checks of a queue-name
  *	  argument.  Calls nothing else of mq.
  *
  *-------------------------------------------------------------------------
@@ -22,6 +22,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -327,19 +329,8 @@ mq_srf_materialize(FunctionCallInfo fcinfo)
 	MemoryContextSwitchTo(old);
 }
 
-/* ---- one row without a plan ------------------------------------------- */
+/* ---- rows without a plan ---------------------------------------------- */
 
-/*
- * Insert one row into table relid, whose columns must be cols[0..ncols-1]
- * in that order, as logical replication's apply does: the heap insert, the
- * NOT NULL checks and the index entries, without planning or starting a
- * plan.  (Starting the plan of a one-row INSERT builds its projections and
- * tuple descriptors column by column every time: half of what a send cost.)
- * The caller owns the table, so there is no privilege to check.  Returns
- * false, having done nothing, when the table is not laid out so (altered by
- * hand) or has triggers, rules or row security: the caller then runs its
- * INSERT statement.
- */
 /*
  * Whether rel is a plain table of columns cols[0..ncols-1], in that order,
  * with nothing a statement on it would run besides (triggers, rules, row
@@ -364,57 +355,106 @@ mqu_plain_table(Relation rel, const char *const *cols, int ncols)
 	return true;
 }
 
-bool
-mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
-			  const bool *isnull)
+/* Inserting rows without a plan: mq_insert_row's, several with one set-up. */
+struct MqRowInsert
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	rel;
 	EState	   *estate;
-	RangeTblEntry *rte;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
+	int			ncols;
+};
+
+/*
+ * Begin inserting rows into table relid (see mq_insert_row); NULL, having
+ * done nothing, where mq_insert_row would return false.
+ */
+MqRowInsert *
+mq_insert_begin(Oid relid, const char *const *cols, int ncols)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	MqRowInsert *ins;
+	RangeTblEntry *rte;
 
 	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
-		return false;
+		return NULL;
 	}
-
-	estate = CreateExecutorState();
+	ins = palloc(sizeof(MqRowInsert));
+	ins->rel = rel;
+	ins->ncols = ncols;
+	ins->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
 	rte->relkind = RELKIND_RELATION;
 	rte->rellockmode = RowExclusiveLock;
 #if PG_VERSION_NUM >= 160000
-	ExecInitRangeTable(estate, list_make1(rte), NIL);
+	ExecInitRangeTable(ins->estate, list_make1(rte), NIL);
 #else
-	ExecInitRangeTable(estate, list_make1(rte));
+	ExecInitRangeTable(ins->estate, list_make1(rte));
 #endif
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ins->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(ins->rri, rel, 1, NULL, 0);
 #if PG_VERSION_NUM < 140000
-	estate->es_result_relations = rri;
-	estate->es_num_result_relations = 1;
-	estate->es_result_relation_info = rri;
+	ins->estate->es_result_relations = ins->rri;
+	ins->estate->es_num_result_relations = 1;
+	ins->estate->es_result_relation_info = ins->rri;
 #endif
-	estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, values, sizeof(Datum) * ncols);
-	memcpy(slot->tts_isnull, isnull, sizeof(bool) * ncols);
-	ExecStoreVirtualTuple(slot);
+	ins->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(ins->rri, false);
+	ins->slot = ExecInitExtraTupleSlot(ins->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	return ins;
+}
+
+void
+mq_insert_next(MqRowInsert *ins, const Datum *values, const bool *isnull)
+{
+	ExecClearTuple(ins->slot);
+	memcpy(ins->slot->tts_values, values, sizeof(Datum) * ins->ncols);
+	memcpy(ins->slot->tts_isnull, isnull, sizeof(bool) * ins->ncols);
+	ExecStoreVirtualTuple(ins->slot);
+	ins->estate->es_output_cid = GetCurrentCommandId(true);
 #if PG_VERSION_NUM >= 140000
-	ExecSimpleRelationInsert(rri, estate, slot);
+	ExecSimpleRelationInsert(ins->rri, ins->estate, ins->slot);
 #else
-	ExecSimpleRelationInsert(estate, slot);
+	ExecSimpleRelationInsert(ins->estate, ins->slot);
 #endif
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
+	ResetPerTupleExprContext(ins->estate);
+}
+
+void
+mq_insert_end(MqRowInsert *ins)
+{
+	ExecCloseIndices(ins->rri);
+	ExecResetTupleTable(ins->estate->es_tupleTable, false);
+	FreeExecutorState(ins->estate);
+	table_close(ins->rel, NoLock);
+	pfree(ins);
+}
+
+/*
+ * Insert one row into table relid, whose columns must be cols[0..ncols-1]
+ * in that order, as logical replication's apply does: the heap insert, the
+ * NOT NULL checks and the index entries, without planning or starting a
+ * plan.  (Starting the plan of a one-row INSERT builds its projections and
+ * tuple descriptors column by column every time: half of what a send cost.)
+ * The caller owns the table, so there is no privilege to check.  Returns
+ * false, having done nothing, when the table is not laid out so (altered by
+ * hand) or has triggers, rules or row security: the caller then runs its
+ * INSERT statement.
+ */
+bool
+mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
+			  const bool *isnull)
+{
+	MqRowInsert *ins = mq_insert_begin(relid, cols, ncols);
+
+	if (ins == NULL)
+		return false;
+	mq_insert_next(ins, values, isnull);
+	mq_insert_end(ins);
 	return true;
 }
 
@@ -434,41 +474,79 @@ struct MqRowDelete
 	Relation	index;
 	Snapshot	snapshot;
 	TupleTableSlot *slot;
-	ScanKeyData key;
-	int			key_att;		/* the key's column, from 0 */
+	ScanKeyData keys[2];
+	int			key_att;		/* the first key's column, from 0 */
 };
 
 /*
- * Begin deleting from table relid, whose columns must be cols[0..ncols-1];
- * NULL, having done nothing, where mq_insert_row would return false or the
- * primary key is not one int8 column: the caller then runs its statement.
+ * Whether index (of rel) has exactly the key columns index_cols[0..n-1],
+ * of types int4 or int8 in the integer btree family, all ascending but the
+ * first when first_desc, and is valid and not partial: one mq made.
  */
-MqRowDelete *
-mq_delete_begin(Oid relid, const char *const *cols, int ncols)
+static bool
+mqu_index_is(Relation rel, Relation index, const char *const *index_cols, int n,
+			 bool first_desc)
+{
+	Form_pg_index form = index->rd_index;
+
+	if (form->indnkeyatts != n || !form->indisvalid || index->rd_rel->relam != BTREE_AM_OID ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		AttrNumber	att = form->indkey.values[i];
+		Form_pg_attribute attr;
+
+		if (att <= 0)
+			return false;
+		attr = TupleDescAttr(RelationGetDescr(rel), att - 1);
+		if (strcmp(NameStr(attr->attname), index_cols[i]) != 0 ||
+			(attr->atttypid != INT4OID && attr->atttypid != INT8OID) ||
+			index->rd_opfamily[i] != INTEGER_BTREE_FAM_OID ||
+			((index->rd_indoption[i] & INDOPTION_DESC) != 0) != (first_desc && i == 0))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Begin deleting from table relid, whose columns must be cols[0..ncols-1],
+ * through its index on index_cols[0..nindex-1] (see mqu_index_is; unique if
+ * asked); NULL, having done nothing, where mq_insert_row would return false
+ * or there is no such index: the caller then runs its statement.
+ */
+static MqRowDelete *
+mqu_delete_begin(Oid relid, const char *const *cols, int ncols,
+				 const char *const *index_cols, int nindex, bool first_desc, bool unique)
 {
 	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	index = NULL;
 	MqRowDelete *d;
-	Relation	index;
-	Oid			pkey;
+	List	   *indexes;
+	ListCell   *lc;
 
 	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
 		return NULL;
 	}
-	RelationGetIndexList(rel);	/* sets rd_pkindex */
-	pkey = rel->rd_pkindex;
-	if (!OidIsValid(pkey))
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
 	{
-		table_close(rel, NoLock);
-		return NULL;
+		Relation	candidate = index_open(lfirst_oid(lc), RowExclusiveLock);
+
+		if ((!unique || candidate->rd_index->indisunique) &&
+			mqu_index_is(rel, candidate, index_cols, nindex, first_desc))
+		{
+			index = candidate;
+			break;
+		}
+		index_close(candidate, NoLock);
 	}
-	index = index_open(pkey, RowExclusiveLock);
-	if (index->rd_index->indnkeyatts != 1 ||
-		TupleDescAttr(RelationGetDescr(rel), index->rd_index->indkey.values[0] - 1)->atttypid != INT8OID ||
-		index->rd_opfamily[0] != INTEGER_BTREE_FAM_OID)
+	list_free(indexes);
+	if (index == NULL)
 	{
-		index_close(index, NoLock);
 		table_close(rel, NoLock);
 		return NULL;
 	}
@@ -480,8 +558,84 @@ mq_delete_begin(Oid relid, const char *const *cols, int ncols)
 	CommandCounterIncrement();
 	d->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	d->slot = table_slot_create(rel, NULL);
-	ScanKeyInit(&d->key, 1, BTEqualStrategyNumber, F_INT8EQ, (Datum) 0);
 	return d;
+}
+
+/*
+ * Begin deleting rows of table relid by key: its unique index on key_col,
+ * an int8.  See mqu_delete_begin.
+ */
+MqRowDelete *
+mq_delete_begin(Oid relid, const char *const *cols, int ncols, const char *key_col)
+{
+	MqRowDelete *d = mqu_delete_begin(relid, cols, ncols, &key_col, 1, false, true);
+
+	if (d != NULL)
+		ScanKeyInit(&d->keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, (Datum) 0);
+	return d;
+}
+
+/*
+ * Begin deleting rows of table relid in the order of its index on
+ * (lead DESC, next), an int4 and an int8.  See mqu_delete_begin.
+ */
+MqRowDelete *
+mq_delete_begin_ordered(Oid relid, const char *const *cols, int ncols, const char *lead,
+						const char *next)
+{
+	const char *const index_cols[2] = {lead, next};
+	MqRowDelete *d = mqu_delete_begin(relid, cols, ncols, index_cols, 2, true, false);
+
+	if (d != NULL)
+	{
+		ScanKeyInit(&d->keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, (Datum) 0);
+		ScanKeyInit(&d->keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, (Datum) 0);
+	}
+	return d;
+}
+
+/*
+ * Delete up to limit rows, in index order from (lead, from) on among those
+ * of lead, skipping the rows another transaction is deleting or holds (as
+ * FOR UPDATE SKIP LOCKED does; the delete itself does not wait, so no lock
+ * is taken first); each(values, isnull, arg) sees each row deleted (the
+ * values as mq_delete_key's).  A statement of its own: it sees what was
+ * done before it, under a fresh snapshot.  Returns how many rows it deleted.
+ */
+int
+mq_delete_first(MqRowDelete *d, int32 lead, int64 from, int limit, MqRowVisitor each,
+				void *arg)
+{
+	TupleTableSlot *slot = d->slot;
+	IndexScanDesc scan;
+	int			n = 0;
+
+	/* a statement of its own: it sees what the ones before did */
+	CommandCounterIncrement();
+	UnregisterSnapshot(d->snapshot);
+	d->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	d->keys[0].sk_argument = Int32GetDatum(lead);
+	d->keys[1].sk_argument = Int64GetDatum(from);
+	scan = index_beginscan(d->rel, d->index, d->snapshot, 2, 0);
+	index_rescan(scan, d->keys, 2, NULL, 0);
+	while (n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		result = table_tuple_delete(d->rel, &slot->tts_tid, GetCurrentCommandId(true),
+									d->snapshot, InvalidSnapshot, false, &tmfd, false);
+		if (result == TM_Invisible)
+			elog(ERROR, "mq: attempted to delete an invisible row");
+		if (result != TM_Ok)
+			continue;			/* another transaction's, or gone */
+		slot_getallattrs(slot);
+		each(slot->tts_values, slot->tts_isnull, arg);
+		n++;
+	}
+	index_endscan(scan);
+	ExecClearTuple(slot);
+	return n;
 }
 
 /*
@@ -500,9 +654,9 @@ mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
 	bool		found;
 
 	ExecClearTuple(slot);
-	d->key.sk_argument = Int64GetDatum(key);
+	d->keys[0].sk_argument = Int64GetDatum(key);
 	scan = index_beginscan(d->rel, d->index, d->snapshot, 1, 0);
-	index_rescan(scan, &d->key, 1, NULL, 0);
+	index_rescan(scan, d->keys, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
 	if (!found)

@@ -36,9 +36,19 @@ extern int	mq_exec_plan_latest(SPIPlanPtr plan, Datum *values, const char *nulls
 								long count);
 extern bool mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
 						  const bool *isnull);
+typedef struct MqRowInsert MqRowInsert;
+extern MqRowInsert *mq_insert_begin(Oid relid, const char *const *cols, int ncols);
+extern void mq_insert_next(MqRowInsert *ins, const Datum *values, const bool *isnull);
+extern void mq_insert_end(MqRowInsert *ins);
 typedef struct MqRowDelete MqRowDelete;
 typedef bool (*MqRowFilter) (const Datum *values, const bool *isnull, void *arg);
-extern MqRowDelete *mq_delete_begin(Oid relid, const char *const *cols, int ncols);
+typedef void (*MqRowVisitor) (const Datum *values, const bool *isnull, void *arg);
+extern MqRowDelete *mq_delete_begin(Oid relid, const char *const *cols, int ncols,
+									const char *key_col);
+extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const char *const *cols, int ncols,
+											const char *lead, const char *next);
+extern int	mq_delete_first(MqRowDelete *d, int32 lead, int64 from, int limit,
+							MqRowVisitor each, void *arg);
 extern bool mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
 						  Datum **values, bool **isnull);
 extern void mq_delete_end(MqRowDelete *d);
