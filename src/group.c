@@ -62,6 +62,65 @@ mqg_run_leave(MqQueue *q, int64 run_start, int64 id)
 	return SPI_processed > 0;
 }
 
+/* mq_delete_first's visitor: the backlog row taken, copied */
+typedef struct MqgNext
+{
+	MqOutMessage m;
+	TimestampTz visible_at;
+} MqgNext;
+
+static void
+mqg_backlog_row(const Datum *values, const bool *isnull, void *arg)
+{
+	MqgNext    *next = arg;
+	MqOutMessage *m = &next->m;
+
+	memset(m, 0, sizeof(*m));
+	m->group_key = DatumGetTextPCopy(values[MQB_GROUP_KEY]);
+	m->gseq = DatumGetInt64(values[MQB_GSEQ]);
+	next->visible_at = DatumGetTimestampTz(values[MQB_VT]);
+	m->id = DatumGetInt64(values[MQB_ID]);
+	m->priority = DatumGetInt32(values[MQB_PRIORITY]);
+	m->attempt = DatumGetInt32(values[MQB_ATTEMPT]);
+	m->enqueued_at = DatumGetTimestampTz(values[MQB_ENQUEUED_AT]);
+	m->message = DatumGetJsonbPCopy(values[MQB_MESSAGE]);
+	m->headers = isnull[MQB_HEADERS] ? NULL : DatumGetJsonbPCopy(values[MQB_HEADERS]);
+	m->dedup_key = isnull[MQB_DEDUP_KEY] ? NULL : DatumGetTextPCopy(values[MQB_DEDUP_KEY]);
+	m->last_error = isnull[MQB_LAST_ERROR] ? NULL : DatumGetTextPCopy(values[MQB_LAST_ERROR]);
+}
+
+/*
+ * Take the first message of key's backlog after gseq, as this statement
+ * sees it: without a plan (the backlog's index range, the latest
+ * snapshot), or with MQP_BACKLOG_NEXT where the table was altered by hand.
+ */
+static bool
+mqg_backlog_next(MqQueue *q, text *key, int64 gseq, MqgNext *next)
+{
+	MqRowDelete *d = mq_delete_begin_ordered(q->backlog_relid, mq_backlog_cols, MQB_NCOLS,
+											 "group_key", "gseq", false);
+	Datum		args[2] = {PointerGetDatum(key), Int64GetDatum(gseq)};
+	bool		isnull;
+
+	if (d != NULL)
+	{
+		int			n = mq_delete_first(d, PointerGetDatum(key), gseq, 1,
+										MQ_DELETE_AFTER | MQ_DELETE_LATEST,
+										mqg_backlog_row, next);
+
+		mq_delete_end(d);
+		return n > 0;
+	}
+	if (mq_plan_run_latest(q, MQP_BACKLOG_NEXT, args, NULL, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "mq: could not read the backlog of queue \"%s\"", q->name);
+	if (SPI_processed == 0)
+		return false;
+	mq_read_message_row(SPI_tuptable, 0, &next->m);
+	next->visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 12, &isnull));
+	return true;
+}
+
 /*
  * Move the first message of key's backlog after gseq up: it becomes the
  * group's current message.  False if the backlog (as this statement sees
@@ -70,21 +129,13 @@ mqg_run_leave(MqQueue *q, int64 run_start, int64 id)
 static bool
 mqg_promote_next(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq)
 {
-	Datum		args[2] = {PointerGetDatum(key), Int64GetDatum(gseq)};
-	MqOutMessage m;
-	bool		isnull;
-	TimestampTz visible_at;
+	MqgNext		next;
 
-	if (mq_plan_run_latest(q, MQP_BACKLOG_NEXT, args, NULL, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "mq: could not read the backlog of queue \"%s\"", q->name);
-	if (SPI_processed == 0)
+	if (!mqg_backlog_next(q, key, gseq, &next))
 		return false;
-	mq_read_message_row(SPI_tuptable, 0, &m);
-	visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 12, &isnull));
-	m.run_start = 0;
+	next.m.run_start = 0;
 	mq_xact_count(qs, MQC_BACKLOG, -1);
-	mq_insert_head(q, qs, &m, visible_at);
+	mq_insert_head(q, qs, &next.m, next.visible_at);
 	return true;
 }
 

@@ -28,6 +28,9 @@ const char *const mq_wait_cols[MQW_NCOLS] = {"vt", "leased", "receipt",
 	"seq", "id", "priority", "attempt", "enqueued_at", "message", "headers",
 "dedup_key", "last_error", "group_key", "gseq", "run_start"};
 
+const char *const mq_backlog_cols[MQB_NCOLS] = {"group_key", "gseq", "vt", "id",
+	"priority", "attempt", "enqueued_at", "message", "headers", "dedup_key", "last_error"};
+
 static const char *
 mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 {

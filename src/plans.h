@@ -55,6 +55,25 @@ typedef enum MqWaitCol
 
 extern const char *const mq_wait_cols[MQW_NCOLS];
 
+/* The columns of a backlog row (a group's messages behind its current one). */
+typedef enum MqBacklogCol
+{
+	MQB_GROUP_KEY,
+	MQB_GSEQ,
+	MQB_VT,
+	MQB_ID,
+	MQB_PRIORITY,
+	MQB_ATTEMPT,
+	MQB_ENQUEUED_AT,
+	MQB_MESSAGE,
+	MQB_HEADERS,
+	MQB_DEDUP_KEY,
+	MQB_LAST_ERROR,
+	MQB_NCOLS
+} MqBacklogCol;
+
+extern const char *const mq_backlog_cols[MQB_NCOLS];
+
 extern int	mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 						bool read_only, long count);
 extern int	mq_plan_run_latest(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,

@@ -222,7 +222,7 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 		/* a lease moves its rows without a plan, unless a table was altered */
 		if (lease &&
 			(ready = mq_delete_begin_ordered(q->ready_relid, mq_wait_cols + MQW_SEQ,
-											 MQW_READY_NCOLS, "priority", "seq")) != NULL &&
+											 MQW_READY_NCOLS, "priority", "seq", true)) != NULL &&
 			(l.wait = mq_insert_begin(q->wait_relid, mq_wait_cols, MQW_NCOLS)) == NULL)
 		{
 			mq_delete_end(ready);
@@ -252,8 +252,8 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			if (ready != NULL)
 			{
 				l.taken = taken + n;
-				n += mq_delete_first(ready, lanes[i].priority, (int64) head, quantity - n,
-									 mqt_lease_row, &l);
+				n += mq_delete_first(ready, Int32GetDatum(lanes[i].priority), (int64) head,
+									 quantity - n, MQ_DELETE_SKIP_LOCKED, mqt_lease_row, &l);
 			}
 			else
 			{

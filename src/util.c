@@ -474,14 +474,15 @@ struct MqRowDelete
 	Relation	index;
 	Snapshot	snapshot;
 	TupleTableSlot *slot;
-	ScanKeyData keys[2];
+	ScanKeyData keys[3];		/* the first key; the second, >= and > */
 	int			key_att;		/* the first key's column, from 0 */
 };
 
 /*
  * Whether index (of rel) has exactly the key columns index_cols[0..n-1],
- * of types int4 or int8 in the integer btree family, all ascending but the
- * first when first_desc, and is valid and not partial: one mq made.
+ * of types int4 or int8 in the integer btree family (the first may be a
+ * text), all ascending but the first when first_desc, and is valid and not
+ * partial: one mq made.
  */
 static bool
 mqu_index_is(Relation rel, Relation index, const char *const *index_cols, int n,
@@ -502,8 +503,10 @@ mqu_index_is(Relation rel, Relation index, const char *const *index_cols, int n,
 			return false;
 		attr = TupleDescAttr(RelationGetDescr(rel), att - 1);
 		if (strcmp(NameStr(attr->attname), index_cols[i]) != 0 ||
-			(attr->atttypid != INT4OID && attr->atttypid != INT8OID) ||
-			index->rd_opfamily[i] != INTEGER_BTREE_FAM_OID ||
+			!((attr->atttypid == INT4OID || attr->atttypid == INT8OID) ?
+			  index->rd_opfamily[i] == INTEGER_BTREE_FAM_OID :
+			  (attr->atttypid == TEXTOID && i == 0 &&
+			   index->rd_opfamily[i] == TEXT_BTREE_FAM_OID)) ||
 			((index->rd_indoption[i] & INDOPTION_DESC) != 0) != (first_desc && i == 0))
 			return false;
 	}
@@ -576,59 +579,86 @@ mq_delete_begin(Oid relid, const char *const *cols, int ncols, const char *key_c
 }
 
 /*
- * Begin deleting rows of table relid in the order of its index on
- * (lead DESC, next), an int4 and an int8.  See mqu_delete_begin.
+ * Begin deleting rows of table relid in the order of its index on (lead,
+ * next), lead descending if lead_desc: an int4 or a text, and an int8.
+ * See mqu_delete_begin.
  */
 MqRowDelete *
 mq_delete_begin_ordered(Oid relid, const char *const *cols, int ncols, const char *lead,
-						const char *next)
+						const char *next, bool lead_desc)
 {
 	const char *const index_cols[2] = {lead, next};
-	MqRowDelete *d = mqu_delete_begin(relid, cols, ncols, index_cols, 2, true, false);
+	MqRowDelete *d = mqu_delete_begin(relid, cols, ncols, index_cols, 2, lead_desc, false);
+	Form_pg_attribute lead_att;
 
-	if (d != NULL)
-	{
+	if (d == NULL)
+		return NULL;
+	lead_att = TupleDescAttr(RelationGetDescr(d->rel), d->key_att);
+	if (lead_att->atttypid == TEXTOID)
+		ScanKeyEntryInitialize(&d->keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   d->index->rd_indcollation[0], F_TEXTEQ, (Datum) 0);
+	else
 		ScanKeyInit(&d->keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, (Datum) 0);
-		ScanKeyInit(&d->keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, (Datum) 0);
-	}
+	ScanKeyInit(&d->keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, (Datum) 0);
+	ScanKeyInit(&d->keys[2], 2, BTGreaterStrategyNumber, F_INT8GT, (Datum) 0);
 	return d;
 }
 
 /*
  * Delete up to limit rows, in index order from (lead, from) on among those
- * of lead, skipping the rows another transaction is deleting or holds (as
- * FOR UPDATE SKIP LOCKED does; the delete itself does not wait, so no lock
- * is taken first); each(values, isnull, arg) sees each row deleted (the
- * values as mq_delete_key's).  A statement of its own: it sees what was
- * done before it, under a fresh snapshot.  Returns how many rows it deleted.
+ * of lead (past from with MQ_DELETE_AFTER), each(values, isnull, arg)
+ * seeing each row deleted (the values as mq_delete_key's).  A statement of
+ * its own: it sees what was done before it, under a fresh snapshot (the
+ * latest, also in REPEATABLE READ, with MQ_DELETE_LATEST).  With
+ * MQ_DELETE_SKIP_LOCKED it skips the rows another transaction is deleting
+ * or holds, as FOR UPDATE SKIP LOCKED does (the delete itself does not
+ * wait, so no lock is written first); else it waits for such a row and
+ * stops there if it changed or is gone (a serialization failure in
+ * REPEATABLE READ), as a DELETE of the rows a subquery found does.  Returns how many rows it
+ * deleted.
  */
 int
-mq_delete_first(MqRowDelete *d, int32 lead, int64 from, int limit, MqRowVisitor each,
-				void *arg)
+mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
+				MqRowVisitor each, void *arg)
 {
 	TupleTableSlot *slot = d->slot;
+	bool		skip = (flags & MQ_DELETE_SKIP_LOCKED) != 0;
+	ScanKeyData keys[2];
 	IndexScanDesc scan;
 	int			n = 0;
 
-	/* a statement of its own: it sees what the ones before did */
 	CommandCounterIncrement();
 	UnregisterSnapshot(d->snapshot);
-	d->snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	d->keys[0].sk_argument = Int32GetDatum(lead);
-	d->keys[1].sk_argument = Int64GetDatum(from);
+	d->snapshot = RegisterSnapshot((flags & MQ_DELETE_LATEST) ? GetLatestSnapshot() :
+								   GetTransactionSnapshot());
+	keys[0] = d->keys[0];
+	keys[1] = d->keys[(flags & MQ_DELETE_AFTER) ? 2 : 1];
+	keys[0].sk_argument = lead;
+	keys[1].sk_argument = Int64GetDatum(from);
 	scan = index_beginscan(d->rel, d->index, d->snapshot, 2, 0);
-	index_rescan(scan, d->keys, 2, NULL, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
 	while (n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		TM_FailureData tmfd;
 		TM_Result	result;
 
 		result = table_tuple_delete(d->rel, &slot->tts_tid, GetCurrentCommandId(true),
-									d->snapshot, InvalidSnapshot, false, &tmfd, false);
+									d->snapshot, InvalidSnapshot, !skip, &tmfd, false);
 		if (result == TM_Invisible)
 			elog(ERROR, "mq: attempted to delete an invisible row");
 		if (result != TM_Ok)
-			continue;			/* another transaction's, or gone */
+		{
+			if (skip)
+				continue;		/* another transaction's, or gone */
+			if (result == TM_SelfModified)
+				break;
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent %s",
+								result == TM_Updated ? "update" : "delete")));
+			break;
+		}
 		slot_getallattrs(slot);
 		each(slot->tts_values, slot->tts_isnull, arg);
 		n++;

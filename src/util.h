@@ -46,8 +46,12 @@ typedef void (*MqRowVisitor) (const Datum *values, const bool *isnull, void *arg
 extern MqRowDelete *mq_delete_begin(Oid relid, const char *const *cols, int ncols,
 									const char *key_col);
 extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const char *const *cols, int ncols,
-											const char *lead, const char *next);
-extern int	mq_delete_first(MqRowDelete *d, int32 lead, int64 from, int limit,
+											const char *lead, const char *next,
+											bool lead_desc);
+#define MQ_DELETE_AFTER			0x01	/* next > from, not >= */
+#define MQ_DELETE_SKIP_LOCKED	0x02
+#define MQ_DELETE_LATEST		0x04	/* the latest snapshot, also in RR */
+extern int	mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
 							MqRowVisitor each, void *arg);
 extern bool mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
 						  Datum **values, bool **isnull);
