@@ -253,18 +253,22 @@ mqi_write_row(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, uint64 seq,
 	nulls[11] = (m->run_start == 0);
 
 	if (ready)
-	{
 		mq_lane_register(qs, m->priority);
-		if (!mq_insert_row(q->ready_relid, mq_wait_cols + MQW_SEQ, MQI_READY_NCOLS, values, nulls))
-			mqi_write_row_planned(q, values, nulls, visible_at, MQP_INSERT_READY);
+	/* a ready row is a wait row without its first three columns */
+	if (!mq_insert_row(ready ? q->ready_relid : q->wait_relid,
+					   ready ? mq_wait_cols + MQW_SEQ : mq_wait_cols,
+					   ready ? MQI_READY_NCOLS : 3 + MQI_READY_NCOLS,
+					   ready ? values : row, ready ? nulls : isnull))
+		mqi_write_row_planned(q, values, nulls, visible_at,
+							  ready ? MQP_INSERT_READY : MQP_INSERT_WAIT);
+	if (ready)
+	{
 		mq_xact_count(qs, MQC_READY, 1);
 		if (m->group_key)
 			mq_xact_count(qs, MQC_GROUPS_READY, 1);
 	}
 	else
 	{
-		if (!mq_insert_row(q->wait_relid, mq_wait_cols, 3 + MQI_READY_NCOLS, row, isnull))
-			mqi_write_row_planned(q, values, nulls, visible_at, MQP_INSERT_WAIT);
 		mq_xact_note_due(qs, visible_at);
 		mq_xact_count(qs, MQC_DELAYED, 1);
 	}
@@ -374,66 +378,33 @@ mq_insert_grouped_locked(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 }
 
 /*
- * Insert one message.  m->id is used when fresh_id is false (retries,
- * redrives keep their id); otherwise a new id is taken, and the message
- * counts as sent.  With a dedup key
- * and a fresh id, an existing live message with that key wins and its id
- * is returned with *duplicate set.
+ * Where a message without a group goes, published before anything is
+ * allocated for it: ready now (*seq a fresh seq) or delayed.  A grouped
+ * message publishes once it knows where it goes (mq_insert_head).
  */
-int64
-mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at,
-				  bool fresh_id)
-{
-	return mq_insert_message_dedup(q, qs, m, visible_at, fresh_id, NULL);
-}
-
-int64
-mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
-						TimestampTz visible_at, bool fresh_id, bool *duplicate)
+static bool
+mqi_publish_ungrouped(MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at, uint64 *seq)
 {
 	bool		ready = false;
-	uint64		seq = 0;
 
-	if (duplicate)
-		*duplicate = false;
-
-	/*
-	 * Publish before allocating.  A grouped message does this once it knows
-	 * where it goes (mq_insert_head).
-	 */
+	*seq = 0;
 	if (m->group_key == NULL)
 	{
 		ready = mqi_publish(qs, visible_at);
-		seq = ready ? mq_ready_seq(qs, 1) : MQ_SEQ_OF(visible_at);
+		*seq = ready ? mq_ready_seq(qs, 1) : MQ_SEQ_OF(visible_at);
 	}
-	if (fresh_id)
-		m->id = mq_next_id();
+	return ready;
+}
 
-	if (fresh_id && m->dedup_key != NULL)
-	{
-		Datum		args[2] = {PointerGetDatum(m->dedup_key), Int64GetDatum(m->id)};
-		int			rc;
-
-		for (;;)
-		{
-			rc = mq_plan_run(q, MQP_DEDUP_CLAIM, args, NULL, false, 1);
-			if (rc != SPI_OK_INSERT_RETURNING)
-				elog(ERROR, "mq: dedup claim failed: %s", SPI_result_code_string(rc));
-			if (SPI_processed == 1)
-				break;
-			rc = mq_plan_run(q, MQP_DEDUP_FIND, args, NULL, false, 1);
-			if (rc != SPI_OK_SELECT)
-				elog(ERROR, "mq: dedup lookup failed: %s", SPI_result_code_string(rc));
-			if (SPI_processed == 1)
-			{
-				if (duplicate)
-					*duplicate = true;
-				return mq_spi_int8(0, 1);
-			}
-			/* the holder was acked meanwhile: claim again */
-		}
-	}
-
+/*
+ * Write m, its id taken: without a group as mqi_publish_ungrouped placed
+ * it, else under its group's lock, as the group's current message or at
+ * the end of its backlog.
+ */
+static void
+mqi_place(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at,
+		  uint64 seq, bool ready, bool fresh_id)
+{
 	if (m->group_key != NULL)
 	{
 		ItemPointerData tid;
@@ -445,6 +416,74 @@ mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 		mqi_write_row(q, qs, m, seq, visible_at, ready);
 	if (fresh_id)
 		mq_xact_count(qs, MQC_TOTAL_SENT, 1);
+}
+
+/*
+ * Insert one message without a dedup key (only mq.send claims one:
+ * mq_send_message).  m->id is used when fresh_id is false (redrives keep
+ * their id); otherwise a new id is taken, and the message counts as sent.
+ */
+int64
+mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at,
+				  bool fresh_id)
+{
+	uint64		seq;
+	bool		ready = mqi_publish_ungrouped(qs, m, visible_at, &seq);
+
+	Assert(m->dedup_key == NULL || !fresh_id);
+	if (fresh_id)
+		m->id = mq_next_id();
+	mqi_place(q, qs, m, visible_at, seq, ready, fresh_id);
+	return m->id;
+}
+
+/*
+ * The live message of q that holds dedup key m->dedup_key, or 0 once m
+ * (its id taken) holds it.  A claim that conflicts waits for the
+ * transaction of the concurrent one.
+ */
+static int64
+mqi_claim_dedup(MqQueue *q, MqOutMessage *m)
+{
+	Datum		args[2] = {PointerGetDatum(m->dedup_key), Int64GetDatum(m->id)};
+	int			rc;
+
+	for (;;)
+	{
+		rc = mq_plan_run(q, MQP_DEDUP_CLAIM, args, NULL, false, 1);
+		if (rc != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "mq: dedup claim failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+			return 0;
+		rc = mq_plan_run(q, MQP_DEDUP_FIND, args, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "mq: dedup lookup failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+			return mq_spi_int8(0, 1);
+		/* the holder was acked meanwhile: claim again */
+	}
+}
+
+/*
+ * Send one fresh message (mq.send).  With a dedup key, an existing live
+ * message with that key wins: its id is returned with *duplicate set.
+ */
+int64
+mq_send_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visible_at,
+				bool *duplicate)
+{
+	uint64		seq;
+	bool		ready = mqi_publish_ungrouped(qs, m, visible_at, &seq);
+	int64		holder;
+
+	*duplicate = false;
+	m->id = mq_next_id();
+	if (m->dedup_key != NULL && (holder = mqi_claim_dedup(q, m)) != 0)
+	{
+		*duplicate = true;
+		return holder;
+	}
+	mqi_place(q, qs, m, visible_at, seq, ready, true);
 	return m->id;
 }
 

@@ -19,8 +19,8 @@ extern void mq_check_group_key(text *key);
 extern int64 mq_new_message_id(void);
 extern int64 mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 							   TimestampTz visible_at, bool fresh_id);
-extern int64 mq_insert_message_dedup(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
-									 TimestampTz visible_at, bool fresh_id, bool *duplicate);
+extern int64 mq_send_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
+							 TimestampTz visible_at, bool *duplicate);
 extern void mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n);
 extern bool mq_group_lock(MqQueue *q, MqQueueShared *qs, text *key, bool create,
 						  ItemPointerData *tid);

@@ -213,21 +213,33 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_RETRY:
 			/*
-			 * Leases $1 due again at $2 (arrays of one order), one
-			 * statement.  "w.id = ANY ($1)" makes the wait rows an index
-			 * probe per id: joined with unnest alone, the planner may read
-			 * the whole primary key (every lease acked since a held xmin
-			 * horizon) and hash it (test/t/034_held_horizon_joins.pl).
+			 * Leases $1 due again, one statement: at $2 (NULL: the end of
+			 * each lease) plus $3, or plus the queue's backoff for the
+			 * row's attempt when $3 is NULL: min($5 * 2^(attempt-1), $6)
+			 * microseconds (src/retry.c gives both), of which a uniform
+			 * jitter keeps between half and all.  The doubling stops at
+			 * 2^62: any retry_delay of a microsecond or more reaches every
+			 * retry_delay_max by then.  "w.id = ANY ($1)" is an index probe
+			 * per id: a join with unnest may read the whole primary key
+			 * (every lease acked since a held xmin horizon) and hash it
+			 * (test/t/034_held_horizon_joins.pl).
 			 */
 			appendStringInfo(&sql,
-							 "UPDATE %s w SET leased = false, vt = u.vt,"
-							 " last_error = COALESCE($3, w.last_error)"
-							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(id, vt)"
-							 " WHERE w.id" OP("=") "ANY ($1) AND w.id" OP("=") "u.id", W);
-			*nargs = 3;
+							 "UPDATE %s w SET leased = false,"
+							 " vt = COALESCE($2, w.vt)" OP("+") "COALESCE($3, pg_catalog.make_interval(secs =>"
+							 " GREATEST(LEAST($5" OP("*") "pg_catalog.power(2::pg_catalog.float8,"
+							 " LEAST(GREATEST(w.attempt" OP("-") "1, 0), 62)), $6), 0)"
+							 OP("*") "(0.5::pg_catalog.float8" OP("+") "(0.5::pg_catalog.float8" OP("*") "pg_catalog.random()))"
+							 OP("/") "1000000::pg_catalog.float8)),"
+							 " last_error = COALESCE($4, w.last_error)"
+							 " WHERE w.id" OP("=") "ANY ($1) RETURNING w.vt", W);
+			*nargs = 6;
 			types[0] = INT8ARRAYOID;
-			types[1] = TIMESTAMPTZARRAYOID;
-			types[2] = TEXTOID;
+			types[1] = TIMESTAMPTZOID;
+			types[2] = INTERVALOID;
+			types[3] = TEXTOID;
+			types[4] = FLOAT8OID;
+			types[5] = FLOAT8OID;
 			break;
 		case MQP_SET_ATTEMPT:
 			appendStringInfo(&sql, "UPDATE %s SET attempt = $2 WHERE id" OP("=") "$1", W);
@@ -245,10 +257,17 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			types[2] = INT8OID;
 			break;
 		case MQP_DEAD_TAKE:
+			/* its dedup key is released here, as an ack's: it returns none */
 			appendStringInfo(&sql,
-							 "DELETE FROM %s WHERE id" OP("=") "$1"
+							 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "$1"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, COALESCE($2, last_error), group_key, gseq, run_start", W);
+							 " dedup_key, COALESCE($2, last_error) AS last_error, group_key, gseq, run_start),"
+							 " keys AS (DELETE FROM mq.dedup_keys k USING gone g"
+							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
+							 " AND k.id" OP("=") "g.id)"
+							 " SELECT id, priority, attempt, enqueued_at, message, headers,"
+							 " NULL::pg_catalog.text, last_error, group_key, gseq, run_start FROM gone",
+							 W, qname);
 			*nargs = 2;
 			types[0] = INT8OID;
 			types[1] = TEXTOID;
@@ -278,7 +297,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			break;
 		case MQP_DUE_EXPIRED:
 			appendStringInfo(&sql,
-							 "SELECT id, attempt, vt, group_key IS NOT NULL FROM %s WHERE vt" OP(">=") "$1"
+							 "SELECT id, attempt, group_key IS NOT NULL FROM %s WHERE vt" OP(">=") "$1"
 							 " AND vt" OP("<=") "$2 AND leased ORDER BY vt LIMIT $3 FOR UPDATE SKIP LOCKED", W);
 			*nargs = 3;
 			types[0] = TIMESTAMPTZOID;

@@ -14,9 +14,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#if PG_VERSION_NUM >= 150000
-#include "common/pg_prng.h"
-#endif
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -30,56 +27,12 @@
 #include "group.h"
 #include "retry.h"
 
-/* Uniform in [0, 1). */
-static float8
-mqy_random(void)
-{
-#if PG_VERSION_NUM >= 150000
-	return pg_prng_double(&pg_global_prng_state);
-#else
-	return (float8) random() / ((float8) MAX_RANDOM_VALUE + 1);
-#endif
-}
-
 /* An interval in microseconds, a month counting 30 days and a day 24 hours. */
 static float8
 mqy_usecs(const Interval *iv)
 {
 	return (float8) iv->time + ((float8) iv->day +
 								(float8) iv->month * DAYS_PER_MONTH) * USECS_PER_DAY;
-}
-
-/*
- * The queue's backoff before retry number attempt + 1:
- * min(retry_delay * 2^(attempt-1), retry_delay_max), then a uniform jitter
- * that keeps between half and all of it, so that consumers failing
- * together do not retry together.
- */
-Interval *
-mq_backoff(MqQueue *q, int32 attempt)
-{
-	float8		delay = mqy_usecs(&q->retry_delay);
-	float8		max = mqy_usecs(&q->retry_delay_max);
-	Interval   *result = palloc0(sizeof(Interval));
-
-	/*
-	 * In microseconds (a month counts 30 days, as intervals compare), doubled
-	 * one step at a time while below the cap: it never grows past twice
-	 * retry_delay_max, whatever the attempt, so it cannot overflow.
-	 */
-	for (int i = 1; i < attempt && delay > 0 && delay < max; i++)
-		delay *= 2.0;
-	if (delay > max)
-		delay = max;
-	if (delay < 0)
-		delay = 0;
-	delay *= 0.5 + 0.5 * mqy_random();
-	if (delay >= (float8) PG_INT64_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("retry delay of queue \"%s\" is out of range", q->name)));
-	result->time = (int64) delay;
-	return result;
 }
 
 /*
@@ -141,9 +94,9 @@ static void mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *t
 								  MqOutMessage *m, TimestampTz dead_at);
 
 /*
- * Dead-letter a message already removed from its queue's tables.  Its
- * dedup key is released: the message is no longer in the queue; its group
- * goes on without it.
+ * Dead-letter a message already removed from its queue's tables, its dedup
+ * key released (the statement that removed it did that): its group goes
+ * on without it.
  */
 void
 mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
@@ -158,26 +111,8 @@ static void
 mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
 					  TimestampTz dead_at)
 {
-	static SPIPlanPtr release_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
 	MqQueue    *dlq;
-
-	if (m->dedup_key)
-	{
-		Datum		args[3] = {CStringGetTextDatum(q->name), PointerGetDatum(m->dedup_key),
-		Int64GetDatum(m->id)};
-
-		if (release_plan == NULL)
-		{
-			Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
-
-			release_plan = mq_prepare(
-				"DELETE FROM mq.dedup_keys WHERE queue" OP("=") "$1"
-				" AND dedup_key" OP("=") "$2 AND id" OP("=") "$3", 3, types);
-		}
-		if (mq_exec_plan(release_plan, args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "mq: could not release dedup key");
-	}
 
 	mq_xact_count(qs, MQC_TOTAL_DEAD_LETTERED, 1);
 
@@ -251,8 +186,8 @@ mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, int64 id,
 	char		nulls[2] = {' ', error ? ' ' : 'n'};
 	MqOutMessage m;
 
-	if (mq_plan_run(q, MQP_DEAD_TAKE, args, nulls, false, 1) !=
-		SPI_OK_DELETE_RETURNING || SPI_processed != 1)
+	if (mq_plan_run(q, MQP_DEAD_TAKE, args, nulls, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "mq: could not dead-letter message " INT64_FORMAT, id);
 	mq_read_message_row(SPI_tuptable, 0, &m);
 	if (just_leased)
@@ -264,33 +199,51 @@ mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, int64 id,
 }
 
 /*
- * Leases ids[] of q (n of them, ngrouped of groups) are due again at due[],
- * with error as their last error if not NULL: one statement, and what the
- * transaction records, once.
+ * Leases ids[] of q (n of them, ngrouped of groups) are due again, with
+ * error as their last error if not NULL: at *base (NULL: the end of each
+ * lease, so that an expired lease's backoff counts from when it ended)
+ * plus delay, or plus the queue's backoff when delay is NULL:
+ * min(retry_delay * 2^(attempt-1), retry_delay_max), then a uniform jitter
+ * that keeps between half and all of it, so that consumers failing
+ * together do not retry together.  One statement computes it row by row
+ * (MQP_RETRY), from the two delays in microseconds (a month counting 30
+ * days, as intervals compare); what the transaction records, once.
+ * Returns the first due time.
  */
-static void
-mqy_schedule_retries(MqQueue *q, MqQueueShared *qs, int n, Datum *ids, Datum *due,
-					 text *error, int ngrouped)
+static TimestampTz
+mqy_schedule_retries(MqQueue *q, MqQueueShared *qs, int n, Datum *ids, const TimestampTz *base,
+					 Interval *delay, text *error, int ngrouped)
 {
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
+	Datum		args[6];
+	char		nulls[6] = {' ', base ? ' ' : 'n', delay ? ' ' : 'n', error ? ' ' : 'n', ' ', ' '};
+	float8		delay_us = mqy_usecs(&q->retry_delay);
+	float8		max_us = mqy_usecs(&q->retry_delay_max);
 	TimestampTz first = DT_NOEND;
+	bool		isnull;
 
 	if (n == 0)
-		return;
-	for (int i = 0; i < n; i++)
-		first = Min(first, DatumGetTimestampTz(due[i]));
+		return first;
+	/* the backoff reaches retry_delay_max: out of range, no retry is made */
+	if (delay == NULL && delay_us > 0 && max_us >= (float8) PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("retry delay of queue \"%s\" is out of range", q->name)));
 	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(due, n, TIMESTAMPTZOID, sizeof(TimestampTz),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(error);
-	if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE)
+	args[1] = base ? TimestampTzGetDatum(*base) : (Datum) 0;
+	args[2] = PointerGetDatum(delay);
+	args[3] = PointerGetDatum(error);
+	args[4] = Float8GetDatum(delay_us);
+	args[5] = Float8GetDatum(max_us);
+	if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "mq: could not schedule the retries of queue \"%s\"", q->name);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		first = Min(first, DatumGetTimestampTz(mq_spi_get(i, 1, &isnull)));
 	mq_xact_note_due(qs, first);
 	mq_xact_count(qs, MQC_IN_FLIGHT, -n);
 	mq_xact_count(qs, MQC_DELAYED, n);
 	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -ngrouped);
+	return first;
 }
 
 /*
@@ -306,33 +259,26 @@ mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 {
 	MqDeadTarget to = {0};
 	Datum		idd = Int64GetDatum(id);
-	Datum		due;
-	TimestampTz retry_at;
 
 	if (attempt >= q->max_attempts)
 	{
 		mq_dead_letter_leased(q, qs, &to, id, error, false, now);
 		return DT_NOEND;
 	}
-	retry_at = mq_add_interval(base, delay ? delay : mq_backoff(q, attempt));
-	due = TimestampTzGetDatum(retry_at);
-	mqy_schedule_retries(q, qs, 1, &idd, &due, error, grouped ? 1 : 0);
-	return retry_at;
+	return mqy_schedule_retries(q, qs, 1, &idd, &base, delay, error, grouped ? 1 : 0);
 }
 
 /*
  * Leases of q that ran out, n rows as MQP_DUE_EXPIRED returns them (id,
- * attempt, vt, grouped): each is a failed attempt, whose backoff counts
- * from when its lease ended.  The retries are scheduled with one
- * statement; the dead letters go one by one, in the order given, to a
- * dead-letter queue looked up once.
+ * attempt, grouped): each is a failed attempt.  The retries are scheduled
+ * with one statement; the dead letters go one by one, in the order given,
+ * to a dead-letter queue looked up once.
  */
 void
 mq_leases_ended(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n, TimestampTz now)
 {
 	MqDeadTarget to = {0};
 	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *due = palloc(sizeof(Datum) * Max(n, 1));
 	int64	   *dead = palloc(sizeof(int64) * Max(n, 1));
 	int			nretry = 0;
 	int			ndead = 0;
@@ -343,21 +289,18 @@ mq_leases_ended(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n, Ti
 		bool		isnull;
 		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
-		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull));
+		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
 
 		if (attempt >= q->max_attempts)
 		{
 			dead[ndead++] = id;
 			continue;
 		}
-		ids[nretry] = Int64GetDatum(id);
-		due[nretry] = TimestampTzGetDatum(mq_add_interval(vt, mq_backoff(q, attempt)));
-		nretry++;
+		ids[nretry++] = Int64GetDatum(id);
 		if (grouped)
 			ngrouped++;
 	}
-	mqy_schedule_retries(q, qs, nretry, ids, due, NULL, ngrouped);
+	mqy_schedule_retries(q, qs, nretry, ids, NULL, NULL, NULL, ngrouped);
 	for (int i = 0; i < ndead; i++)
 		mq_dead_letter_leased(q, qs, &to, dead[i], NULL, false, now);
 }

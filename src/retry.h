@@ -24,7 +24,6 @@ typedef struct MqDeadTarget
 	MqQueueShared *dqs;			/* dlq's shared entry, once a copy went there */
 } MqDeadTarget;
 
-extern Interval *mq_backoff(MqQueue *q, int32 attempt);
 extern void mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
 						   TimestampTz dead_at);
 extern void mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, int64 id,

@@ -82,8 +82,8 @@ mq_send(PG_FUNCTION_ARGS)
 	mq_require_privilege(q, call.caller, MQ_PRIV_SEND);
 	now = mq_now();
 	m.enqueued_at = now;
-	id = mq_insert_message_dedup(q, mq_queue_shared(q), &m,
-								 delay ? mq_add_interval(now, delay) : now, true, &duplicate);
+	id = mq_send_message(q, mq_queue_shared(q), &m,
+						 delay ? mq_add_interval(now, delay) : now, &duplicate);
 	mq_call_end(&call);
 	PG_RETURN_INT64(id);
 }
