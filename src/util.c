@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/cost.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -372,10 +373,13 @@ struct MqRowInsert
 MqRowInsert *
 mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	rel;
 	MqRowInsert *ins;
 	RangeTblEntry *rte;
 
+	/* the executor's check of an INSERT (ExecCheckXactReadOnly) */
+	PreventCommandIfReadOnly("INSERT");
+	rel = table_open(relid, RowExclusiveLock);
 	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
@@ -523,12 +527,15 @@ static MqRowDelete *
 mqu_delete_begin(Oid relid, const char *const *cols, int ncols,
 				 const char *const *index_cols, int nindex, bool first_desc, bool unique)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	rel;
 	Relation	index = NULL;
 	MqRowDelete *d;
 	List	   *indexes;
 	ListCell   *lc;
 
+	/* the executor's check of a DELETE (ExecCheckXactReadOnly) */
+	PreventCommandIfReadOnly("DELETE");
+	rel = table_open(relid, RowExclusiveLock);
 	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
