@@ -376,6 +376,7 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	Relation	rel;
 	MqRowInsert *ins;
 	RangeTblEntry *rte;
+	MemoryContext old;
 
 	/* the executor's check of an INSERT (ExecCheckXactReadOnly) */
 	PreventCommandIfReadOnly("INSERT");
@@ -389,6 +390,14 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	ins->rel = rel;
 	ins->ncols = ncols;
 	ins->estate = CreateExecutorState();
+
+	/*
+	 * The range table, the result relation, its index descriptions and the
+	 * slot in the executor state's memory, which mq_insert_end frees: in
+	 * the caller's, each set-up stayed until the caller's call ended (an
+	 * ack of many grouped messages writes a ready row per group).
+	 */
+	old = MemoryContextSwitchTo(ins->estate->es_query_cxt);
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
@@ -409,6 +418,7 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	ins->estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(ins->rri, false);
 	ins->slot = ExecInitExtraTupleSlot(ins->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	MemoryContextSwitchTo(old);
 	return ins;
 }
 
