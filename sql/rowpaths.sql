@@ -84,6 +84,13 @@ SELECT mq.ack('rp', array_agg(id)) FROM mq.w_rp;
 DROP PUBLICATION rp_pub;
 ALTER TABLE mq.q_rp REPLICA IDENTITY DEFAULT;
 
+-- A constraint added by hand is checked by the plan-less insert, with
+-- the executor's message (on PostgreSQL 16 and later that message reads
+-- the range table's permission info, which mq_insert_begin must give).
+ALTER TABLE mq.q_rp ADD CONSTRAINT rp_small CHECK (priority < 5);
+SELECT pg_temp.err($$SELECT mq.send('rp', '{"n": 16}', priority => 7)$$);
+ALTER TABLE mq.q_rp DROP CONSTRAINT rp_small;
+
 -- Toasted values: messages and headers stored out of line (large,
 -- incompressible), and an error text as large, keep every byte through a
 -- lease, a nack, a second lease, a group's backlog and the acks.

@@ -32,6 +32,9 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/cost.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -377,6 +380,9 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	MqRowInsert *ins;
 	RangeTblEntry *rte;
 	MemoryContext old;
+#if PG_VERSION_NUM >= 160000
+	List	   *perminfos = NIL;
+#endif
 
 	/* the executor's check of an INSERT (ExecCheckXactReadOnly) */
 	PreventCommandIfReadOnly("INSERT");
@@ -404,7 +410,9 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	rte->relkind = RELKIND_RELATION;
 	rte->rellockmode = RowExclusiveLock;
 #if PG_VERSION_NUM >= 160000
-	ExecInitRangeTable(ins->estate, list_make1(rte), NIL);
+	/* as logical replication's apply: ExecConstraints' messages look it up */
+	addRTEPermissionInfo(&perminfos, rte);
+	ExecInitRangeTable(ins->estate, list_make1(rte), perminfos);
 #else
 	ExecInitRangeTable(ins->estate, list_make1(rte));
 #endif
