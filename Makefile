@@ -40,7 +40,7 @@ OBJS = \
 
 DATA = sql/mq--0.1.sql sql/mq--0.2.sql sql/mq--0.1--0.2.sql
 
-REGRESS = queues send receive ack_nack deadletter metrics errors topics privileges limits nulls failing groups readme
+REGRESS = queues send receive ack_nack deadletter metrics errors topics privileges limits nulls failing groups rowpaths readme
 REGRESS_OPTS = --temp-config=$(srcdir)/test/mq.conf --temp-instance=tmp_check_regress --inputdir=$(srcdir)
 
 PG_CONFIG ?= pg_config

@@ -32,6 +32,10 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/cost.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -372,10 +376,17 @@ struct MqRowInsert
 MqRowInsert *
 mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	rel;
 	MqRowInsert *ins;
 	RangeTblEntry *rte;
+	MemoryContext old;
+#if PG_VERSION_NUM >= 160000
+	List	   *perminfos = NIL;
+#endif
 
+	/* the executor's check of an INSERT (ExecCheckXactReadOnly) */
+	PreventCommandIfReadOnly("INSERT");
+	rel = table_open(relid, RowExclusiveLock);
 	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
@@ -385,13 +396,23 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	ins->rel = rel;
 	ins->ncols = ncols;
 	ins->estate = CreateExecutorState();
+
+	/*
+	 * The range table, the result relation, its index descriptions and the
+	 * slot in the executor state's memory, which mq_insert_end frees: in
+	 * the caller's, each set-up stayed until the caller's call ended (an
+	 * ack of many grouped messages writes a ready row per group).
+	 */
+	old = MemoryContextSwitchTo(ins->estate->es_query_cxt);
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
 	rte->relkind = RELKIND_RELATION;
 	rte->rellockmode = RowExclusiveLock;
 #if PG_VERSION_NUM >= 160000
-	ExecInitRangeTable(ins->estate, list_make1(rte), NIL);
+	/* as logical replication's apply: ExecConstraints' messages look it up */
+	addRTEPermissionInfo(&perminfos, rte);
+	ExecInitRangeTable(ins->estate, list_make1(rte), perminfos);
 #else
 	ExecInitRangeTable(ins->estate, list_make1(rte));
 #endif
@@ -405,6 +426,7 @@ mq_insert_begin(Oid relid, const char *const *cols, int ncols)
 	ins->estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(ins->rri, false);
 	ins->slot = ExecInitExtraTupleSlot(ins->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	MemoryContextSwitchTo(old);
 	return ins;
 }
 
@@ -523,12 +545,15 @@ static MqRowDelete *
 mqu_delete_begin(Oid relid, const char *const *cols, int ncols,
 				 const char *const *index_cols, int nindex, bool first_desc, bool unique)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	rel;
 	Relation	index = NULL;
 	MqRowDelete *d;
 	List	   *indexes;
 	ListCell   *lc;
 
+	/* the executor's check of a DELETE (ExecCheckXactReadOnly) */
+	PreventCommandIfReadOnly("DELETE");
+	rel = table_open(relid, RowExclusiveLock);
 	if (!mqu_plain_table(rel, cols, ncols))
 	{
 		table_close(rel, NoLock);
