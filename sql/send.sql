@@ -136,6 +136,15 @@ SELECT tab, string_agg(n::text, ' ' ORDER BY n) FROM public.seen WHERE tab LIKE 
 DROP TRIGGER gone ON mq.q_s;
 DROP TRIGGER gone ON mq.w_s;
 DROP FUNCTION public.seen_gone();
+-- a column whose type was changed by hand (only a superuser can): the
+-- statements, which convert, instead of the row helpers, which would write
+-- a jsonb value into a json column as it is
+SELECT mq.create_queue('s_types');
+ALTER TABLE mq.q_s_types ALTER COLUMN message TYPE json USING message::json;
+SELECT mq.send('s_types', '{"n": 7}') > 0;
+SELECT message::text FROM mq.q_s_types;
+ALTER TABLE mq.q_s_types ALTER COLUMN message TYPE jsonb USING message::jsonb;
+SELECT mq.drop_queue('s_types');
 DROP TABLE public.seen;
 DROP FUNCTION public.seen_row();
 SELECT mq.drop_queue('s');

@@ -24,12 +24,18 @@
 #define READY_COLS "seq, id, priority, attempt, enqueued_at, message, headers, dedup_key, last_error," \
 	" group_key, gseq, run_start"
 
-const char *const mq_wait_cols[MQW_NCOLS] = {"vt", "leased", "receipt",
-	"seq", "id", "priority", "attempt", "enqueued_at", "message", "headers",
-"dedup_key", "last_error", "group_key", "gseq", "run_start"};
+const MqColumn mq_wait_cols[MQW_NCOLS] = {
+	{"vt", TIMESTAMPTZOID}, {"leased", BOOLOID}, {"receipt", INT8OID},
+	{"seq", INT8OID}, {"id", INT8OID}, {"priority", INT4OID}, {"attempt", INT4OID},
+	{"enqueued_at", TIMESTAMPTZOID}, {"message", JSONBOID}, {"headers", JSONBOID},
+	{"dedup_key", TEXTOID}, {"last_error", TEXTOID}, {"group_key", TEXTOID},
+	{"gseq", INT8OID}, {"run_start", INT8OID}};
 
-const char *const mq_backlog_cols[MQB_NCOLS] = {"group_key", "gseq", "vt", "id",
-	"priority", "attempt", "enqueued_at", "message", "headers", "dedup_key", "last_error"};
+const MqColumn mq_backlog_cols[MQB_NCOLS] = {
+	{"group_key", TEXTOID}, {"gseq", INT8OID}, {"vt", TIMESTAMPTZOID}, {"id", INT8OID},
+	{"priority", INT4OID}, {"attempt", INT4OID}, {"enqueued_at", TIMESTAMPTZOID},
+	{"message", JSONBOID}, {"headers", JSONBOID}, {"dedup_key", TEXTOID},
+	{"last_error", TEXTOID}};
 
 static const char *
 mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)

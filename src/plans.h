@@ -9,6 +9,7 @@
 #define MQ_PLANS_H
 
 #include "catalog.h"
+#include "util.h"
 #include "utils/jsonb.h"
 
 /* A message as the storage layer reads and writes it. */
@@ -53,7 +54,7 @@ typedef enum MqWaitCol
 
 #define MQW_READY_NCOLS (MQW_NCOLS - MQW_SEQ)
 
-extern const char *const mq_wait_cols[MQW_NCOLS];
+extern const MqColumn mq_wait_cols[MQW_NCOLS];
 
 /* The columns of a backlog row (a group's messages behind its current one). */
 typedef enum MqBacklogCol
@@ -72,7 +73,7 @@ typedef enum MqBacklogCol
 	MQB_NCOLS
 } MqBacklogCol;
 
-extern const char *const mq_backlog_cols[MQB_NCOLS];
+extern const MqColumn mq_backlog_cols[MQB_NCOLS];
 
 extern int	mq_plan_run(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls,
 						bool read_only, long count);

@@ -336,12 +336,12 @@ mq_srf_materialize(FunctionCallInfo fcinfo)
 /* ---- rows without a plan ---------------------------------------------- */
 
 /*
- * Whether rel is a plain table of columns cols[0..ncols-1], in that order,
- * with nothing a statement on it would run besides (triggers, rules, row
+ * Whether rel is a plain table of columns cols[0..ncols-1] (names and
+ * types), in that order, with nothing a statement on it would run besides (triggers, rules, row
  * security): what the one-row helpers below may write without a plan.
  */
 static bool
-mqu_plain_table(Relation rel, const char *const *cols, int ncols)
+mqu_plain_table(Relation rel, const MqColumn *cols, int ncols)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
@@ -352,8 +352,8 @@ mqu_plain_table(Relation rel, const char *const *cols, int ncols)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped || att->attgenerated ||
-			strcmp(NameStr(att->attname), cols[i]) != 0)
+		if (att->attisdropped || att->attgenerated || att->atttypid != cols[i].type ||
+			strcmp(NameStr(att->attname), cols[i].name) != 0)
 			return false;
 	}
 	return true;
@@ -374,7 +374,7 @@ struct MqRowInsert
  * done nothing, where mq_insert_row would return false.
  */
 MqRowInsert *
-mq_insert_begin(Oid relid, const char *const *cols, int ncols)
+mq_insert_begin(Oid relid, const MqColumn *cols, int ncols)
 {
 	Relation	rel;
 	MqRowInsert *ins;
@@ -468,7 +468,7 @@ mq_insert_end(MqRowInsert *ins)
  * INSERT statement.
  */
 bool
-mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
+mq_insert_row(Oid relid, const MqColumn *cols, int ncols, Datum *values,
 			  const bool *isnull)
 {
 	MqRowInsert *ins = mq_insert_begin(relid, cols, ncols);
@@ -542,7 +542,7 @@ mqu_index_is(Relation rel, Relation index, const char *const *index_cols, int n,
  * or there is no such index: the caller then runs its statement.
  */
 static MqRowDelete *
-mqu_delete_begin(Oid relid, const char *const *cols, int ncols,
+mqu_delete_begin(Oid relid, const MqColumn *cols, int ncols,
 				 const char *const *index_cols, int nindex, bool first_desc, bool unique)
 {
 	Relation	rel;
@@ -594,7 +594,7 @@ mqu_delete_begin(Oid relid, const char *const *cols, int ncols,
  * an int8.  See mqu_delete_begin.
  */
 MqRowDelete *
-mq_delete_begin(Oid relid, const char *const *cols, int ncols, const char *key_col)
+mq_delete_begin(Oid relid, const MqColumn *cols, int ncols, const char *key_col)
 {
 	MqRowDelete *d = mqu_delete_begin(relid, cols, ncols, &key_col, 1, false, true);
 
@@ -609,7 +609,7 @@ mq_delete_begin(Oid relid, const char *const *cols, int ncols, const char *key_c
  * See mqu_delete_begin.
  */
 MqRowDelete *
-mq_delete_begin_ordered(Oid relid, const char *const *cols, int ncols, const char *lead,
+mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols, const char *lead,
 						const char *next, bool lead_desc)
 {
 	const char *const index_cols[2] = {lead, next};

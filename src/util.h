@@ -20,6 +20,13 @@
 /* An operator that the caller's search_path cannot redirect. */
 #define OP(x) " OPERATOR(pg_catalog." x ") "
 
+/* A column of one of mq's tables, as the row helpers expect it. */
+typedef struct MqColumn
+{
+	const char *name;
+	Oid			type;
+} MqColumn;
+
 extern TimestampTz mq_now(void);
 extern TimestampTz mq_add_interval(TimestampTz t, const Interval *iv);
 extern bool mq_interval_negative(const Interval *iv);
@@ -34,18 +41,18 @@ extern int	mq_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 						 bool read_only, long count);
 extern int	mq_exec_plan_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
 								long count);
-extern bool mq_insert_row(Oid relid, const char *const *cols, int ncols, Datum *values,
+extern bool mq_insert_row(Oid relid, const MqColumn *cols, int ncols, Datum *values,
 						  const bool *isnull);
 typedef struct MqRowInsert MqRowInsert;
-extern MqRowInsert *mq_insert_begin(Oid relid, const char *const *cols, int ncols);
+extern MqRowInsert *mq_insert_begin(Oid relid, const MqColumn *cols, int ncols);
 extern void mq_insert_next(MqRowInsert *ins, const Datum *values, const bool *isnull);
 extern void mq_insert_end(MqRowInsert *ins);
 typedef struct MqRowDelete MqRowDelete;
 typedef bool (*MqRowFilter) (const Datum *values, const bool *isnull, void *arg);
 typedef void (*MqRowVisitor) (const Datum *values, const bool *isnull, void *arg);
-extern MqRowDelete *mq_delete_begin(Oid relid, const char *const *cols, int ncols,
+extern MqRowDelete *mq_delete_begin(Oid relid, const MqColumn *cols, int ncols,
 									const char *key_col);
-extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const char *const *cols, int ncols,
+extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols,
 											const char *lead, const char *next,
 											bool lead_desc);
 #define MQ_DELETE_AFTER			0x01	/* next > from, not >= */
