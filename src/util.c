@@ -501,6 +501,35 @@ struct MqRowDelete
 };
 
 /*
+ * Start a statement of its own, as SPI does for each: it sees what the
+ * commands before it did, under a fresh snapshot (the latest, also in
+ * REPEATABLE READ, if latest).
+ */
+static void
+mqu_delete_statement(MqRowDelete *d, bool latest)
+{
+	CommandCounterIncrement();
+	if (d->snapshot != NULL)
+		UnregisterSnapshot(d->snapshot);
+	d->snapshot = RegisterSnapshot(latest ? GetLatestSnapshot() : GetTransactionSnapshot());
+}
+
+/*
+ * A row changed by a transaction that committed after this statement's
+ * snapshot: under REPEATABLE READ and SERIALIZABLE the error the executor
+ * raises for it.
+ */
+static void
+mqu_check_serializable(TM_Result result)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent %s",
+						result == TM_Updated ? "update" : "delete")));
+}
+
+/*
  * Whether index (of rel) has exactly the key columns index_cols[0..n-1],
  * of types int4 or int8 in the integer btree family (the first may be a
  * text), all ascending but the first when first_desc, and is valid and not
@@ -583,8 +612,7 @@ mqu_delete_begin(Oid relid, const MqColumn *cols, int ncols,
 	d->rel = rel;
 	d->index = index;
 	d->key_att = index->rd_index->indkey.values[0] - 1;
-	CommandCounterIncrement();
-	d->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	d->snapshot = NULL;			/* each statement takes one */
 	d->slot = table_slot_create(rel, NULL);
 	return d;
 }
@@ -599,7 +627,10 @@ mq_delete_begin(Oid relid, const MqColumn *cols, int ncols, const char *key_col)
 	MqRowDelete *d = mqu_delete_begin(relid, cols, ncols, &key_col, 1, false, true);
 
 	if (d != NULL)
+	{
 		ScanKeyInit(&d->keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, (Datum) 0);
+		mqu_delete_statement(d, false);	/* all its keys: one statement */
+	}
 	return d;
 }
 
@@ -652,10 +683,7 @@ mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
 	IndexScanDesc scan;
 	int			n = 0;
 
-	CommandCounterIncrement();
-	UnregisterSnapshot(d->snapshot);
-	d->snapshot = RegisterSnapshot((flags & MQ_DELETE_LATEST) ? GetLatestSnapshot() :
-								   GetTransactionSnapshot());
+	mqu_delete_statement(d, (flags & MQ_DELETE_LATEST) != 0);
 	keys[0] = d->keys[0];
 	keys[1] = d->keys[(flags & MQ_DELETE_AFTER) ? 2 : 1];
 	keys[0].sk_argument = lead;
@@ -675,13 +703,8 @@ mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
 		{
 			if (skip)
 				continue;		/* another transaction's, or gone */
-			if (result == TM_SelfModified)
-				break;
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent %s",
-								result == TM_Updated ? "update" : "delete")));
+			if (result != TM_SelfModified)
+				mqu_check_serializable(result);
 			break;
 		}
 		slot_getallattrs(slot);
@@ -738,11 +761,7 @@ mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
 			return false;		/* deleted already, by this call (a key given twice) */
 		if (result != TM_Updated && result != TM_Deleted)
 			elog(ERROR, "mq: unexpected result %d of a delete", (int) result);
-		if (IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent %s",
-							result == TM_Updated ? "update" : "delete")));
+		mqu_check_serializable(result);
 		if (result == TM_Deleted)
 			return false;
 
@@ -767,7 +786,8 @@ void
 mq_delete_end(MqRowDelete *d)
 {
 	ExecDropSingleTupleTableSlot(d->slot);
-	UnregisterSnapshot(d->snapshot);
+	if (d->snapshot != NULL)
+		UnregisterSnapshot(d->snapshot);
 	index_close(d->index, NoLock);
 	table_close(d->rel, NoLock);
 	pfree(d);
