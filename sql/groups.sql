@@ -175,6 +175,26 @@ SELECT pg_temp.ack('gq', '95');
 SELECT pg_temp.recv('gq', 10);
 SELECT mq.purge_queue('gq');
 
+-- A settle looks first within a few of the gaps its queue's groups have
+-- shown between their messages.  Two gaps of about one, then one of about
+-- four hundred (sends to other groups in between): the last message is
+-- found past the window, in its place, and none is left in the backlog.
+SELECT mq.create_queue('gw');
+SELECT count(*) FROM mq.send_batch('gw', ARRAY['{"n": "w1"}', '{"n": "w2"}', '{"n": "w3"}']::jsonb[], group_key => 'w');
+SELECT count(*) FROM generate_series(1, 200) i, LATERAL mq.send('gw', '{}', group_key => 'o' || i);
+SELECT mq.send('gw', '{"n": "w4"}', group_key => 'w') > 0;
+SELECT pg_temp.recv('gw', 1);
+SELECT count(*) FROM mq.receive('gw', 200) r, LATERAL mq.ack('gw', r.id);
+SELECT pg_temp.ack('gw', 'w1');
+SELECT pg_temp.recv('gw', 10);
+SELECT pg_temp.ack('gw', 'w2');
+SELECT pg_temp.recv('gw', 10);
+SELECT pg_temp.ack('gw', 'w3');
+SELECT pg_temp.recv('gw', 10);
+SELECT pg_temp.ack('gw', 'w4');
+SELECT pg_temp.state('gw');
+SELECT mq.drop_queue('gw');
+
 -- bad inputs
 SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => '')$$);
 SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => repeat('x', 513))$$);

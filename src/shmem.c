@@ -206,6 +206,7 @@ mqs_init_entry(MqQueueShared *qs, const char *name)
 	qs->lanes_overflow = false;
 	qs->nlanes = 0;
 	pg_atomic_init_u64(&qs->max_seq, 0);
+	pg_atomic_init_u64(&qs->group_gap, 0);
 	pg_atomic_init_u64(&qs->next_due, 0);	/* unknown: look once */
 	pg_atomic_init_u64(&qs->wait_low, 0);
 	pg_atomic_init_u64(&qs->clock_high, 0);

@@ -95,6 +95,7 @@ typedef struct MqQueueShared
 	pg_atomic_uint64 wait_low;	/* no wait row has vt below this (encoded) */
 	pg_atomic_uint64 clock_high;	/* latest clock a promoter used (encoded) */
 	pg_atomic_uint64 promote_until; /* a promoter's claim (encoded time) */
+	pg_atomic_uint64 group_gap;	/* gseq gap a group's settle last saw */
 	pg_atomic_uint32 gauges_state;	/* MQ_GAUGES_*: counters of the gauges */
 	pg_atomic_uint32 gauges_epoch;	/* counts finished (changed under mutex) */
 	pg_atomic_uint32 totals_loaded; /* totals read from mq.queue_totals */

@@ -496,7 +496,7 @@ struct MqRowDelete
 	Relation	index;
 	Snapshot	snapshot;
 	TupleTableSlot *slot;
-	ScanKeyData keys[3];		/* the first key; the second, >= and > */
+	ScanKeyData keys[4];		/* the first key; the second, >=, > and <= */
 	int			key_att;		/* the first key's column, from 0 */
 };
 
@@ -657,12 +657,14 @@ mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols, const char *
 		ScanKeyInit(&d->keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, (Datum) 0);
 	ScanKeyInit(&d->keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, (Datum) 0);
 	ScanKeyInit(&d->keys[2], 2, BTGreaterStrategyNumber, F_INT8GT, (Datum) 0);
+	ScanKeyInit(&d->keys[3], 2, BTLessEqualStrategyNumber, F_INT8LE, (Datum) 0);
 	return d;
 }
 
 /*
  * Delete up to limit rows, in index order from (lead, from) on among those
- * of lead (past from with MQ_DELETE_AFTER), each(values, isnull, arg)
+ * of lead (past from with MQ_DELETE_AFTER), up to (lead, upto) if upto is
+ * below PG_INT64_MAX, each(values, isnull, arg)
  * seeing each row deleted (the values as mq_delete_key's).  A statement of
  * its own: it sees what was done before it, under a fresh snapshot (the
  * latest, also in REPEATABLE READ, with MQ_DELETE_LATEST).  With
@@ -674,12 +676,13 @@ mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols, const char *
  * deleted.
  */
 int
-mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
+mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit, int flags,
 				MqRowVisitor each, void *arg)
 {
 	TupleTableSlot *slot = d->slot;
 	bool		skip = (flags & MQ_DELETE_SKIP_LOCKED) != 0;
-	ScanKeyData keys[2];
+	ScanKeyData keys[3];
+	int			nkeys = 2;
 	IndexScanDesc scan;
 	int			n = 0;
 
@@ -688,8 +691,19 @@ mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
 	keys[1] = d->keys[(flags & MQ_DELETE_AFTER) ? 2 : 1];
 	keys[0].sk_argument = lead;
 	keys[1].sk_argument = Int64GetDatum(from);
-	scan = index_beginscan(d->rel, d->index, d->snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
+
+	/*
+	 * A bound stops the scan at the first entry past it; without one, the
+	 * btree reads every entry of lead left on the page, however few rows
+	 * are wanted.
+	 */
+	if (upto < PG_INT64_MAX)
+	{
+		keys[nkeys] = d->keys[3];
+		keys[nkeys++].sk_argument = Int64GetDatum(upto);
+	}
+	scan = index_beginscan(d->rel, d->index, d->snapshot, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		TM_FailureData tmfd;

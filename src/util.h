@@ -58,8 +58,8 @@ extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int
 #define MQ_DELETE_AFTER			0x01	/* next > from, not >= */
 #define MQ_DELETE_SKIP_LOCKED	0x02
 #define MQ_DELETE_LATEST		0x04	/* the latest snapshot, also in RR */
-extern int	mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int limit, int flags,
-							MqRowVisitor each, void *arg);
+extern int	mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit,
+							int flags, MqRowVisitor each, void *arg);
 extern bool mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
 						  Datum **values, bool **isnull);
 extern void mq_delete_end(MqRowDelete *d);
