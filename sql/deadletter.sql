@@ -58,6 +58,25 @@ SELECT mq.redrive('dl');
 ROLLBACK;
 SELECT count(*) FROM mq.dead_letters WHERE queue = 'dl';
 
+-- Leases that run out together end in one statement: a retry for the one
+-- with attempts left, and the dead letters in the order their leases
+-- ended (b, c, a), not in the order of their ids.
+SELECT mq.create_queue('dl_sink2');
+SELECT mq.create_queue('dl_exp', max_attempts => 2, retry_delay => '1 hour',
+                       dead_letter_queue => 'dl_sink2');
+SELECT count(*) FROM mq.send_batch('dl_exp', ARRAY['{"n": "a"}', '{"n": "b"}', '{"n": "c"}', '{"n": "d"}']::jsonb[]);
+SELECT count(*) FROM mq.receive('dl_exp', 3) r, LATERAL mq.nack('dl_exp', r.id, delay => '0');
+SELECT message->>'n' AS n, attempt FROM mq.receive('dl_exp', visibility_timeout => '300 milliseconds');
+SELECT message->>'n' AS n, attempt FROM mq.receive('dl_exp', visibility_timeout => '900 milliseconds');
+SELECT message->>'n' AS n, attempt FROM mq.receive('dl_exp', visibility_timeout => '100 milliseconds');
+SELECT message->>'n' AS n, attempt FROM mq.receive('dl_exp', visibility_timeout => '500 milliseconds');
+SELECT pg_sleep(1);
+SELECT mq.maintain() >= 0 AS maintained;
+SELECT ready, in_flight, delayed, total_dead_lettered FROM mq.metrics('dl_exp');
+SELECT message->>'n' AS n, headers->'mq_dead_letter'->'attempts' AS attempts
+  FROM mq.receive('dl_sink2', 10);
+SELECT mq.drop_queue('dl_exp'), mq.drop_queue('dl_sink2');
+
 SELECT pg_temp.err($$SELECT mq.redrive('nope')$$);
 SELECT pg_temp.err($$SELECT mq.redrive(NULL)$$);
 SELECT pg_temp.err($$SELECT mq.redrive('dl', 0)$$);

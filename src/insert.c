@@ -488,18 +488,30 @@ mq_send_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m, TimestampTz visi
 }
 
 /*
- * Wait rows that came due (n rows as MQP_DUE_READY returns them: a message
- * row, then its due time; src/promote.c) join the ready table, each in its
- * place by due time: its seq is that of its due time, below the seqs of
- * messages sent after it came due, so it may be behind a lane head.  No
- * bound is published for them: the transaction records each row, its own
- * lane scans start at it (src/take.c), and its commit moves the head back
- * to it unless it took the row itself (src/xact.c).  Each row is written
- * as a send's is, without a plan.
+ * Delayed messages and retries that are due (vt between low and now; the
+ * first limit of them, highest priority first, *more set if there may be
+ * others) leave the wait table with one statement, MQP_DUE_READY, and
+ * join the ready table, each in its place by due time: its seq is that of
+ * its due time, below the seqs of messages sent after it came due, so it
+ * may be behind a lane head.  No bound is published for them: the
+ * transaction records each row, its own lane scans start at it
+ * (src/take.c), and its commit moves the head back to it unless it took
+ * the row itself (src/xact.c).  Each row is written as a send's is,
+ * without a plan.  Returns how many rows moved.
  */
-void
-mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n)
+int64
+mq_insert_due(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int limit,
+			  bool *more)
 {
+	Datum		args[3] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now), Int32GetDatum(limit)};
+	SPITupleTable *rows;
+	uint64		n;
+
+	if (mq_plan_run(q, MQP_DUE_READY, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "mq: could not scan due messages of \"%s\"", q->name);
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	*more = (n >= limit);
 	for (uint64 i = 0; i < n; i++)
 	{
 		MqOutMessage m;
@@ -511,6 +523,8 @@ mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n)
 		mqi_write_row(q, qs, &m, seq, due, true);
 		mq_xact_promoted_row(qs, m.priority, seq, m.id);
 	}
+	mq_xact_count(qs, MQC_DELAYED, -(int64) n);
+	return (int64) n;
 }
 
 /*

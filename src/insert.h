@@ -21,7 +21,8 @@ extern int64 mq_insert_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 							   TimestampTz visible_at, bool fresh_id);
 extern int64 mq_send_message(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,
 							 TimestampTz visible_at, bool *duplicate);
-extern void mq_insert_due_rows(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n);
+extern int64 mq_insert_due(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now,
+						   int limit, bool *more);
 extern bool mq_group_lock(MqQueue *q, MqQueueShared *qs, text *key, bool create,
 						  ItemPointerData *tid);
 extern void mq_insert_head(MqQueue *q, MqQueueShared *qs, MqOutMessage *m,

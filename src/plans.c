@@ -37,6 +37,25 @@ const MqColumn mq_backlog_cols[MQB_NCOLS] = {
 	{"message", JSONBOID}, {"headers", JSONBOID}, {"dedup_key", TEXTOID},
 	{"last_error", TEXTOID}};
 
+/*
+ * The queue's backoff for the attempt number in column attempt, as an
+ * interval: min($d * 2^(attempt-1), $m) microseconds (the parameters that
+ * hold retry_delay and retry_delay_max, src/retry.c), of which a uniform
+ * jitter keeps between half and all.  The doubling stops at 2^62: any
+ * retry_delay of a microsecond or more reaches every retry_delay_max by
+ * then.
+ */
+static void
+mqpl_backoff(StringInfo sql, const char *attempt, int d, int m)
+{
+	appendStringInfo(sql,
+					 "pg_catalog.make_interval(secs => GREATEST(LEAST($%d" OP("*")
+					 "pg_catalog.power(2::pg_catalog.float8, LEAST(GREATEST(%s" OP("-") "1, 0), 62)),"
+					 " $%d), 0)" OP("*") "(0.5::pg_catalog.float8" OP("+") "(0.5::pg_catalog.float8"
+					 OP("*") "pg_catalog.random()))" OP("/") "1000000::pg_catalog.float8)",
+					 d, attempt, m);
+}
+
 static const char *
 mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 {
@@ -221,24 +240,19 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			/*
 			 * Leases $1 due again, one statement: at $2 (NULL: the end of
 			 * each lease) plus $3, or plus the queue's backoff for the
-			 * row's attempt when $3 is NULL: min($5 * 2^(attempt-1), $6)
-			 * microseconds (src/retry.c gives both), of which a uniform
-			 * jitter keeps between half and all.  The doubling stops at
-			 * 2^62: any retry_delay of a microsecond or more reaches every
-			 * retry_delay_max by then.  "w.id = ANY ($1)" is an index probe
-			 * per id: a join with unnest may read the whole primary key
-			 * (every lease acked since a held xmin horizon) and hash it
+			 * row's attempt when $3 is NULL ($5, $6: mqpl_backoff).
+			 * "w.id = ANY ($1)" is an index probe per id: a join with
+			 * unnest may read the whole primary key (every lease acked
+			 * since a held xmin horizon) and hash it
 			 * (test/t/034_held_horizon_joins.pl).
 			 */
 			appendStringInfo(&sql,
 							 "UPDATE %s w SET leased = false,"
-							 " vt = COALESCE($2, w.vt)" OP("+") "COALESCE($3, pg_catalog.make_interval(secs =>"
-							 " GREATEST(LEAST($5" OP("*") "pg_catalog.power(2::pg_catalog.float8,"
-							 " LEAST(GREATEST(w.attempt" OP("-") "1, 0), 62)), $6), 0)"
-							 OP("*") "(0.5::pg_catalog.float8" OP("+") "(0.5::pg_catalog.float8" OP("*") "pg_catalog.random()))"
-							 OP("/") "1000000::pg_catalog.float8)),"
-							 " last_error = COALESCE($4, w.last_error)"
-							 " WHERE w.id" OP("=") "ANY ($1) RETURNING w.vt", W);
+							 " vt = COALESCE($2, w.vt)" OP("+") "COALESCE($3, ", W);
+			mqpl_backoff(&sql, "w.attempt", 5, 6);
+			appendStringInfoString(&sql,
+								   "), last_error = COALESCE($4, w.last_error)"
+								   " WHERE w.id" OP("=") "ANY ($1) RETURNING w.vt");
 			*nargs = 6;
 			types[0] = INT8ARRAYOID;
 			types[1] = TIMESTAMPTZOID;
@@ -301,14 +315,47 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			*nargs = 1;
 			types[0] = TEXTOID;
 			break;
-		case MQP_DUE_EXPIRED:
+		case MQP_LEASES_EXPIRED:
+			/*
+			 * The leases that ran out ($1 <= vt <= $2, the first $3 in vt
+			 * order, those another transaction holds skipped) end as failed
+			 * attempts, in one statement: with attempts left (below $4,
+			 * max_attempts) a lease is due again after the queue's backoff
+			 * from its end ($5, $6: as MQP_RETRY's); the others are taken
+			 * out with their dedup keys, to be dead-lettered.  A row each:
+			 * a dead one as MQP_DEAD_TAKE returns it, then its lease's
+			 * end, true and whether it has a group; a retry: its id, NULLs,
+			 * its due time, false and whether it has a group.  The dead
+			 * come first, in the order their leases ended.  The probes are
+			 * "id = ANY", as MQP_RETRY's.
+			 */
 			appendStringInfo(&sql,
-							 "SELECT id, attempt, group_key IS NOT NULL FROM %s WHERE vt" OP(">=") "$1"
-							 " AND vt" OP("<=") "$2 AND leased ORDER BY vt LIMIT $3 FOR UPDATE SKIP LOCKED", W);
-			*nargs = 3;
+							 "WITH e AS (SELECT id, attempt FROM %s WHERE vt" OP(">=") "$1"
+							 " AND vt" OP("<=") "$2 AND leased ORDER BY vt LIMIT $3 FOR UPDATE SKIP LOCKED),"
+							 " r AS (UPDATE %s w SET leased = false, vt = w.vt" OP("+"), W, W);
+			mqpl_backoff(&sql, "w.attempt", 5, 6);
+			appendStringInfo(&sql,
+							 " WHERE w.id" OP("=") "ANY (ARRAY(SELECT id FROM e WHERE attempt" OP("<") "$4))"
+							 " RETURNING w.id, w.vt, w.group_key IS NOT NULL AS grouped),"
+							 " d AS (DELETE FROM %s w"
+							 " WHERE w.id" OP("=") "ANY (ARRAY(SELECT id FROM e WHERE attempt" OP(">=") "$4))"
+							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
+							 " dedup_key, last_error, group_key, gseq, run_start, vt),"
+							 " keys AS (DELETE FROM mq.dedup_keys k USING d"
+							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "d.dedup_key"
+							 " AND k.id" OP("=") "d.id)"
+							 " SELECT id, priority, attempt, enqueued_at, message, headers,"
+							 " NULL::pg_catalog.text, last_error, group_key, gseq, run_start, vt,"
+							 " true AS dead, group_key IS NOT NULL FROM d"
+							 " UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+							 " NULL, vt, false, grouped FROM r ORDER BY 13 DESC, 12, 1", W, qname);
+			*nargs = 6;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;
 			types[2] = INT4OID;
+			types[3] = INT4OID;
+			types[4] = FLOAT8OID;
+			types[5] = FLOAT8OID;
 			break;
 		case MQP_DUE_READY:
 			/*

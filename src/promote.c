@@ -41,43 +41,6 @@
 #define MQ_PROMOTE_CLAIM_MS 10000	/* a promoter that died lets go by then */
 #define MQ_PROMOTE_WINDOW_MS 1000	/* how far ahead a promotion looks */
 
-/* Expired leases: back off, or dead-letter.  Returns rows handled. */
-static int64
-mqp_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int limit,
-			bool *more)
-{
-	Datum		args[3] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now), Int32GetDatum(limit)};
-	SPITupleTable *rows;
-	uint64		n;
-
-	if (mq_plan_run(q, MQP_DUE_EXPIRED, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "mq: could not scan expired leases of \"%s\"", q->name);
-	rows = SPI_tuptable;
-	n = SPI_processed;
-	*more = (n >= limit);
-	mq_leases_ended(q, qs, rows, n, now);
-	return (int64) n;
-}
-
-/* Delayed messages and retries that are due: into the ready table. */
-static int64
-mqp_ready(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int limit,
-		  bool *more)
-{
-	Datum		args[3] = {TimestampTzGetDatum(low), TimestampTzGetDatum(now), Int32GetDatum(limit)};
-	SPITupleTable *rows;
-	uint64		n;
-
-	if (mq_plan_run(q, MQP_DUE_READY, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "mq: could not scan due messages of \"%s\"", q->name);
-	rows = SPI_tuptable;
-	n = SPI_processed;
-	*more = (n >= limit);
-	mq_insert_due_rows(q, qs, rows, n);
-	mq_xact_count(qs, MQC_DELAYED, -(int64) n);
-	return (int64) n;
-}
-
 /*
  * Promote what is due in q's wait table.  It returns at once when the
  * shared next_due says nothing is due, or another backend is at it.  The
@@ -131,10 +94,10 @@ mq_promote_due(MqQueue *q, MqQueueShared *qs, int budget, bool far)
 		bool		isnull;
 
 		do
-			handled += mqp_expired(q, qs, low, now, limit, &more);
+			handled += mq_leases_expired(q, qs, low, now, limit, &more);
 		while (more && budget <= 0);
 		do
-			handled += mqp_ready(q, qs, low, now, limit, &more_ready);
+			handled += mq_insert_due(q, qs, low, now, limit, &more_ready);
 		while (more_ready && budget <= 0);
 		cut = budget > 0 && (more || more_ready);
 

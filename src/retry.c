@@ -36,6 +36,32 @@ mqy_usecs(const Interval *iv)
 }
 
 /*
+ * The queue's backoff as MQP_RETRY and MQP_LEASES_EXPIRED take it: its two
+ * delays in microseconds (a month counting 30 days, as intervals compare).
+ * False, with zeros, if the backoff would reach retry_delay_max out of
+ * range (a catalog edited by hand): no retry can be made then.
+ */
+static bool
+mqy_backoff_args(MqQueue *q, Datum *delay_us, Datum *max_us)
+{
+	float8		d = mqy_usecs(&q->retry_delay);
+	float8		m = mqy_usecs(&q->retry_delay_max);
+	bool		in_range = !(d > 0 && m >= (float8) PG_INT64_MAX);
+
+	*delay_us = Float8GetDatum(in_range ? d : 0);
+	*max_us = Float8GetDatum(in_range ? m : 0);
+	return in_range;
+}
+
+static void
+mqy_backoff_out_of_range(MqQueue *q)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("retry delay of queue \"%s\" is out of range", q->name)));
+}
+
+/*
  * Headers of the copy sent to a dead-letter queue: what happened, and
  * where, and in "hops" how many times the message has been dead-lettered
  * into a queue, this time included (*hops).
@@ -216,25 +242,18 @@ mqy_schedule_retries(MqQueue *q, MqQueueShared *qs, int n, Datum *ids, const Tim
 {
 	Datum		args[6];
 	char		nulls[6] = {' ', base ? ' ' : 'n', delay ? ' ' : 'n', error ? ' ' : 'n', ' ', ' '};
-	float8		delay_us = mqy_usecs(&q->retry_delay);
-	float8		max_us = mqy_usecs(&q->retry_delay_max);
 	TimestampTz first = DT_NOEND;
 	bool		isnull;
 
 	if (n == 0)
 		return first;
-	/* the backoff reaches retry_delay_max: out of range, no retry is made */
-	if (delay == NULL && delay_us > 0 && max_us >= (float8) PG_INT64_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("retry delay of queue \"%s\" is out of range", q->name)));
+	if (!mqy_backoff_args(q, &args[4], &args[5]) && delay == NULL)
+		mqy_backoff_out_of_range(q);
 	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[1] = base ? TimestampTzGetDatum(*base) : (Datum) 0;
 	args[2] = PointerGetDatum(delay);
 	args[3] = PointerGetDatum(error);
-	args[4] = Float8GetDatum(delay_us);
-	args[5] = Float8GetDatum(max_us);
 	if (mq_plan_run(q, MQP_RETRY, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "mq: could not schedule the retries of queue \"%s\"", q->name);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -269,38 +288,65 @@ mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 }
 
 /*
- * Leases of q that ran out, n rows as MQP_DUE_EXPIRED returns them (id,
- * attempt, grouped): each is a failed attempt.  The retries are scheduled
- * with one statement; the dead letters go one by one, in the order given,
- * to a dead-letter queue looked up once.
+ * Leases of q that ran out (vt between low and now; the first limit of
+ * them, *more set if there may be others): each is a failed attempt, ended
+ * by one statement, MQP_LEASES_EXPIRED: a retry after the backoff from the
+ * lease's end, or past max_attempts a dead letter, routed then, in the
+ * order the leases ended, to a dead-letter queue looked up once.  Returns
+ * how many leases ended.
  */
-void
-mq_leases_ended(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n, TimestampTz now)
+int64
+mq_leases_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now, int limit,
+				  bool *more)
 {
 	MqDeadTarget to = {0};
-	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
-	int64	   *dead = palloc(sizeof(int64) * Max(n, 1));
-	int			nretry = 0;
-	int			ndead = 0;
-	int			ngrouped = 0;
+	Datum		args[6];
+	SPITupleTable *rows;
+	uint64		n;
+	TimestampTz first = DT_NOEND;
+	int64		nretry = 0;
+	int64		ngrouped = 0;
+	bool		in_range;
 
+	args[0] = TimestampTzGetDatum(low);
+	args[1] = TimestampTzGetDatum(now);
+	args[2] = Int32GetDatum(limit);
+	args[3] = Int32GetDatum(q->max_attempts);
+	in_range = mqy_backoff_args(q, &args[4], &args[5]);
+	if (mq_plan_run(q, MQP_LEASES_EXPIRED, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "mq: could not end the expired leases of \"%s\"", q->name);
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	*more = (n >= limit);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		TimestampTz vt = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 12, &isnull));
+		bool		dead = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 13, &isnull));
+		bool		grouped = DatumGetBool(SPI_getbinval(rows->vals[i], rows->tupdesc, 14, &isnull));
 
-		if (attempt >= q->max_attempts)
-		{
-			dead[ndead++] = id;
-			continue;
-		}
-		ids[nretry++] = Int64GetDatum(id);
 		if (grouped)
 			ngrouped++;
+		if (!dead)
+		{
+			first = Min(first, vt);
+			nretry++;
+		}
 	}
-	mqy_schedule_retries(q, qs, nretry, ids, NULL, NULL, NULL, ngrouped);
-	for (int i = 0; i < ndead; i++)
-		mq_dead_letter_leased(q, qs, &to, dead[i], NULL, false, now);
+	/* the retries were made with no backoff: undone by the error */
+	if (nretry > 0 && !in_range)
+		mqy_backoff_out_of_range(q);
+	mq_xact_note_due(qs, first);
+	mq_xact_count(qs, MQC_IN_FLIGHT, -(int64) n);
+	mq_xact_count(qs, MQC_DELAYED, nretry);
+	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -ngrouped);
+	/* the dead come first; routing them runs statements of its own */
+	for (uint64 i = 0; i < (uint64) (n - nretry); i++)
+	{
+		MqOutMessage m;
+
+		mq_read_message_row(rows, i, &m);
+		mq_dead_letter(q, qs, &to, &m, now);
+	}
+	return (int64) n;
 }

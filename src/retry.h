@@ -31,7 +31,7 @@ extern void mq_dead_letter_leased(MqQueue *q, MqQueueShared *qs, MqDeadTarget *t
 extern TimestampTz mq_attempt_failed(MqQueue *q, MqQueueShared *qs, int64 id, int32 attempt,
 									 TimestampTz base, Interval *delay, text *error,
 									 bool grouped, TimestampTz now);
-extern void mq_leases_ended(MqQueue *q, MqQueueShared *qs, SPITupleTable *rows, uint64 n,
-							TimestampTz now);
+extern int64 mq_leases_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz now,
+							   int limit, bool *more);
 
 #endif							/* MQ_RETRY_H */

@@ -103,6 +103,42 @@ mqt_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/*
+ * Fill t from a wait row's columns (MQW_*), copying what it points to into
+ * the current memory context.
+ */
+static void
+mqt_fill(MqTaken *t, const Datum *row, const bool *isnull)
+{
+	t->id = DatumGetInt64(row[MQW_ID]);
+	t->message = PointerGetDatum(DatumGetJsonbPCopy(row[MQW_MESSAGE]));
+	t->headers_null = isnull[MQW_HEADERS];
+	t->headers = t->headers_null ? (Datum) 0 :
+		PointerGetDatum(DatumGetJsonbPCopy(row[MQW_HEADERS]));
+	t->attempt = DatumGetInt32(row[MQW_ATTEMPT]);
+	t->enqueued_at = DatumGetTimestampTz(row[MQW_ENQUEUED_AT]);
+	t->visible_at = DatumGetTimestampTz(row[MQW_VT]);
+	t->priority = DatumGetInt32(row[MQW_PRIORITY]);
+	t->seq = DatumGetInt64(row[MQW_SEQ]);
+	t->receipt_null = isnull[MQW_RECEIPT];
+	t->receipt = t->receipt_null ? 0 : DatumGetInt64(row[MQW_RECEIPT]);
+	t->dead = false;
+	t->group_key = isnull[MQW_GROUP_KEY] ? NULL : DatumGetTextPCopy(row[MQW_GROUP_KEY]);
+	t->gseq = isnull[MQW_GSEQ] ? 0 : DatumGetInt64(row[MQW_GSEQ]);
+	t->run_start = isnull[MQW_RUN_START] ? 0 : DatumGetInt64(row[MQW_RUN_START]);
+}
+
+/*
+ * Where the statements that take rows (src/plans.c: MQP_LEASE and the
+ * others) return each column of a wait row, from 1; 0: not returned.
+ */
+static const int mqt_returned[MQW_NCOLS] = {
+	[MQW_ID] = 1, [MQW_MESSAGE] = 2, [MQW_HEADERS] = 3, [MQW_ATTEMPT] = 4,
+	[MQW_ENQUEUED_AT] = 5, [MQW_VT] = 6, [MQW_PRIORITY] = 7, [MQW_SEQ] = 8,
+	[MQW_DEDUP_KEY] = 9, [MQW_LAST_ERROR] = 10, [MQW_RECEIPT] = 11,
+	[MQW_GROUP_KEY] = 12, [MQW_GSEQ] = 13, [MQW_RUN_START] = 14
+};
+
 /* Copy SPI result rows into taken[], in the caller's memory context. */
 static int
 mqt_collect(MqTaken *taken, int n, MemoryContext mcxt)
@@ -111,30 +147,15 @@ mqt_collect(MqTaken *taken, int n, MemoryContext mcxt)
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		MqTaken    *t = &taken[n++];
-		bool		isnull;
+		Datum		row[MQW_NCOLS];
+		bool		isnull[MQW_NCOLS];
 
-		t->id = mq_spi_int8(i, 1);
-		t->message = PointerGetDatum(DatumGetJsonbPCopy(mq_spi_get(i, 2, &isnull)));
-		t->headers = mq_spi_get(i, 3, &t->headers_null);
-		if (!t->headers_null)
-			t->headers = PointerGetDatum(DatumGetJsonbPCopy(t->headers));
-		t->attempt = DatumGetInt32(mq_spi_get(i, 4, &isnull));
-		t->enqueued_at = DatumGetTimestampTz(mq_spi_get(i, 5, &isnull));
-		t->visible_at = DatumGetTimestampTz(mq_spi_get(i, 6, &isnull));
-		t->priority = DatumGetInt32(mq_spi_get(i, 7, &isnull));
-		t->seq = mq_spi_int8(i, 8);
-		t->receipt = DatumGetInt64(mq_spi_get(i, 11, &t->receipt_null));
-		t->dead = false;
+		for (int c = 0; c < MQW_NCOLS; c++)
 		{
-			Datum		d = mq_spi_get(i, 12, &isnull);
-
-			t->group_key = isnull ? NULL : DatumGetTextPCopy(d);
-			d = mq_spi_get(i, 13, &isnull);
-			t->gseq = isnull ? 0 : DatumGetInt64(d);
-			d = mq_spi_get(i, 14, &isnull);
-			t->run_start = isnull ? 0 : DatumGetInt64(d);
+			isnull[c] = true;
+			row[c] = mqt_returned[c] > 0 ? mq_spi_get(i, mqt_returned[c], &isnull[c]) : (Datum) 0;
 		}
+		mqt_fill(&taken[n++], row, isnull);
 	}
 	MemoryContextSwitchTo(old);
 	return n;
@@ -177,22 +198,7 @@ mqt_lease_row(const Datum *ready, const bool *ready_null, void *arg)
 	mq_insert_next(l->wait, row, isnull);
 
 	old = MemoryContextSwitchTo(l->mcxt);
-	t->id = DatumGetInt64(row[MQW_ID]);
-	t->message = PointerGetDatum(DatumGetJsonbPCopy(row[MQW_MESSAGE]));
-	t->headers_null = isnull[MQW_HEADERS];
-	t->headers = t->headers_null ? (Datum) 0 :
-		PointerGetDatum(DatumGetJsonbPCopy(row[MQW_HEADERS]));
-	t->attempt = attempt;
-	t->enqueued_at = DatumGetTimestampTz(row[MQW_ENQUEUED_AT]);
-	t->visible_at = l->visible_at;
-	t->priority = DatumGetInt32(row[MQW_PRIORITY]);
-	t->seq = seq;
-	t->receipt = DatumGetInt64(row[MQW_RECEIPT]);
-	t->receipt_null = false;
-	t->dead = false;
-	t->group_key = isnull[MQW_GROUP_KEY] ? NULL : DatumGetTextPCopy(row[MQW_GROUP_KEY]);
-	t->gseq = isnull[MQW_GSEQ] ? 0 : DatumGetInt64(row[MQW_GSEQ]);
-	t->run_start = isnull[MQW_RUN_START] ? 0 : DatumGetInt64(row[MQW_RUN_START]);
+	mqt_fill(t, row, isnull);
 	MemoryContextSwitchTo(old);
 }
 
