@@ -318,6 +318,8 @@ mq_leases_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz no
 	rows = SPI_tuptable;
 	n = SPI_processed;
 	*more = (n >= limit);
+	if (n == 0)
+		return 0;
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -336,7 +338,8 @@ mq_leases_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz no
 	/* the retries were made with no backoff: undone by the error */
 	if (nretry > 0 && !in_range)
 		mqy_backoff_out_of_range(q);
-	mq_xact_note_due(qs, first);
+	if (nretry > 0)
+		mq_xact_note_due(qs, first);
 	mq_xact_count(qs, MQC_IN_FLIGHT, -(int64) n);
 	mq_xact_count(qs, MQC_DELAYED, nretry);
 	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -ngrouped);
