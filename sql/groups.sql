@@ -28,6 +28,11 @@ CREATE FUNCTION pg_temp.state(q text) RETURNS text LANGUAGE sql AS
        FROM mq.metrics(q) $$;
 
 SELECT mq.create_queue('gq', retry_delay => '0', max_attempts => 3);
+-- a group key compares byte by byte in each of the queue's tables: the
+-- probes of the group and backlog indexes never call the database's collation
+SELECT string_agg(c.relname || ':' || a.attcollation::regcollation::text, ',' ORDER BY c.relname)
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'group_key'
+ WHERE c.relnamespace = 'mq'::regnamespace AND c.relname ~ '^[bgqw]_gq$';
 -- a, b interleaved, and an ungrouped message
 SELECT count(*) FROM (
   SELECT mq.send('gq', jsonb_build_object('n', i::text), group_key => g)

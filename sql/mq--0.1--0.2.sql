@@ -335,17 +335,17 @@ DECLARE
 BEGIN
     FOR q IN SELECT queue, unlogged FROM mq.queue_catalog LOOP
         kind := CASE WHEN q.unlogged THEN 'UNLOGGED ' ELSE '' END;
-        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text,'
+        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text COLLATE pg_catalog."C",'
                                   ' ADD COLUMN gseq pg_catalog.int8, ADD COLUMN run_start pg_catalog.int8',
                                   'q_' OPERATOR(pg_catalog.||) q.queue);
-        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text,'
+        EXECUTE pg_catalog.format('ALTER TABLE mq.%I ADD COLUMN group_key pg_catalog.text COLLATE pg_catalog."C",'
                                   ' ADD COLUMN gseq pg_catalog.int8, ADD COLUMN run_start pg_catalog.int8',
                                   'w_' OPERATOR(pg_catalog.||) q.queue);
-        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text NOT NULL,'
+        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text COLLATE pg_catalog."C" NOT NULL,'
                                   ' CONSTRAINT %I PRIMARY KEY (group_key))%s',
                                   kind, 'g_' OPERATOR(pg_catalog.||) q.queue,
                                   'gk_' OPERATOR(pg_catalog.||) q.queue, opts);
-        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text NOT NULL,'
+        EXECUTE pg_catalog.format('CREATE %sTABLE mq.%I (group_key pg_catalog.text COLLATE pg_catalog."C" NOT NULL,'
                                   ' gseq pg_catalog.int8 NOT NULL, vt pg_catalog.timestamptz NOT NULL,'
                                   ' id pg_catalog.int8 NOT NULL, priority pg_catalog.int4 NOT NULL,'
                                   ' attempt pg_catalog.int4 NOT NULL, enqueued_at pg_catalog.timestamptz NOT NULL,'

@@ -278,13 +278,20 @@ mqq_create_tables(const char *name, bool is_unlogged)
 			   *B,
 			   *U;
 	const char *kind = is_unlogged ? "UNLOGGED " : "";
-	/* group_key, gseq, run_start: NULL unless the message has a group */
+	/*
+	 * group_key, gseq, run_start: NULL unless the message has a group.  A
+	 * group key compares byte by byte (collation "C") in every table: it is
+	 * an identifier, never sorted for people, and the btree probes of the
+	 * group and backlog tables would otherwise call the database's
+	 * collation (strcoll) at every step.
+	 */
 	const char *cols =
 		"seq pg_catalog.int8 NOT NULL, id pg_catalog.int8 NOT NULL,"
 		" priority pg_catalog.int4 NOT NULL, attempt pg_catalog.int4 NOT NULL,"
 		" enqueued_at pg_catalog.timestamptz NOT NULL, message pg_catalog.jsonb NOT NULL,"
 		" headers pg_catalog.jsonb, dedup_key pg_catalog.text, last_error pg_catalog.text,"
-		" group_key pg_catalog.text, gseq pg_catalog.int8, run_start pg_catalog.int8";
+		" group_key pg_catalog.text COLLATE pg_catalog.\"C\", gseq pg_catalog.int8,"
+		" run_start pg_catalog.int8";
 
 	snprintf(rel, sizeof(rel), "q_%s", name);
 	R = pstrdup(quote_qualified_identifier("mq", rel));
@@ -333,10 +340,11 @@ mqq_create_tables(const char *name, bool is_unlogged)
 	 * messages of groups behind their group's current one, in send order.
 	 */
 	appendStringInfo(&sql,
-					 "CREATE %sTABLE %s (group_key pg_catalog.text NOT NULL,"
+					 "CREATE %sTABLE %s (group_key pg_catalog.text COLLATE pg_catalog.\"C\" NOT NULL,"
 					 " CONSTRAINT %s PRIMARY KEY (group_key))"
 					 " WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);"
-					 "CREATE %sTABLE %s (group_key pg_catalog.text NOT NULL, gseq pg_catalog.int8 NOT NULL,"
+					 "CREATE %sTABLE %s (group_key pg_catalog.text COLLATE pg_catalog.\"C\" NOT NULL,"
+					 " gseq pg_catalog.int8 NOT NULL,"
 					 " vt pg_catalog.timestamptz NOT NULL, id pg_catalog.int8 NOT NULL,"
 					 " priority pg_catalog.int4 NOT NULL, attempt pg_catalog.int4 NOT NULL,"
 					 " enqueued_at pg_catalog.timestamptz NOT NULL, message pg_catalog.jsonb NOT NULL,"

@@ -381,6 +381,13 @@ is(sql(q{SELECT string_agg(queue || '=' || owner, ',' ORDER BY queue) FROM mq.qu
 	"jobs=$admin,jobs_dead=$admin,plain=$admin,soon=$admin,t_jobs=tenant",
 	'B: mq.queues.owner: tenant for its queue, the superuser for the others');
 
+# a group key compares byte by byte in every table of an updated queue, as
+# in a new one (src/queues.c)
+is( sql(q{SELECT string_agg(c.relname || ':' || a.attcollation::regcollation::text, ',' ORDER BY c.relname)
+            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'group_key'
+           WHERE c.relnamespace = 'mq'::regnamespace AND c.relname ~ '^[bgqw]_jobs$'}),
+	'b_jobs:"C",g_jobs:"C",q_jobs:"C",w_jobs:"C"', 'B: the group keys of an updated queue have collation "C"');
+
 # no 0.1 grant is left
 is( sql(q{SELECT coalesce(string_agg(c.relname || ':' || a.grantee::regrole || ':' || a.privilege_type, ', '
                                      ORDER BY c.relname, a.privilege_type), 'none')
