@@ -17,6 +17,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include <math.h>
 
 #include "util.h"
 #include "shmem.h"
@@ -61,45 +63,87 @@ mqy_backoff_out_of_range(MqQueue *q)
 			 errmsg("retry delay of queue \"%s\" is out of range", q->name)));
 }
 
+/* pushJsonbValue of a key, or of a string value (NULL: null) */
+static void
+mqy_push_string(JsonbParseState **st, JsonbIteratorToken token, const char *str, int len)
+{
+	JsonbValue	v;
+
+	if (str == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) str;
+		v.val.string.len = len;
+	}
+	pushJsonbValue(st, token, &v);
+}
+
+static void
+mqy_push_number(JsonbParseState **st, int64 n)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(n)));
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
 /*
- * Headers of the copy sent to a dead-letter queue: what happened, and
- * where, and in "hops" how many times the message has been dead-lettered
- * into a queue, this time included (*hops).
+ * How many times a message was dead-lettered into a queue before: the
+ * "hops" of its mq_dead_letter header (mq writes it; a send cannot), kept
+ * between 0 and a million; 1 if the header has no number there.
+ */
+static int32
+mqy_prior_hops(Jsonb *headers)
+{
+	JsonbValue *dead;
+	JsonbValue *hops;
+	float8		n;
+
+	if (headers == NULL || !JB_ROOT_IS_OBJECT(headers) ||
+		(dead = getKeyJsonValueFromContainer(&headers->root, "mq_dead_letter", 14, NULL)) == NULL)
+		return 0;
+	if (dead->type != jbvBinary || !JsonContainerIsObject(dead->val.binary.data) ||
+		(hops = getKeyJsonValueFromContainer(dead->val.binary.data, "hops", 4, NULL)) == NULL ||
+		hops->type != jbvNumeric)
+		return 1;
+	n = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(hops->val.numeric)));
+	return (int32) round(Min(Max(n, 0), 1000000));
+}
+
+/*
+ * Headers of the copy sent to a dead-letter queue: the message's own, and
+ * mq_dead_letter saying what happened, and where, and in "hops" how many
+ * times the message has been dead-lettered into a queue, this time
+ * included (*hops).
  */
 static Jsonb *
 mqy_dead_headers(MqQueue *q, MqOutMessage *m, int32 *hops)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
+	JsonbParseState *st = NULL;
+	Jsonb	   *dead;
+	JsonbValue	v;
 
-	if (plan == NULL)
-	{
-		Oid			types[5] = {JSONBOID, TEXTOID, INT8OID, INT4OID, TEXTOID};
-
-		plan = mq_prepare(
-			"SELECT COALESCE($1, '{}'::pg_catalog.jsonb)" OP("||")
-			" pg_catalog.jsonb_build_object('mq_dead_letter', pg_catalog.jsonb_build_object("
-			"'queue', $2, 'id', $3, 'attempts', $4, 'last_error', $5, 'hops', h.hops)), h.hops"
-			" FROM (SELECT CASE WHEN pg_catalog.jsonb_typeof($1" OP("->") "'mq_dead_letter'"
-			OP("->") "'hops')" OP("=") "'number'"
-			" THEN LEAST(GREATEST(($1" OP("->") "'mq_dead_letter'" OP("->>") "'hops')::pg_catalog.numeric,"
-			" 0), 1000000)::pg_catalog.int4"
-			" WHEN $1" OP("?") "'mq_dead_letter' THEN 1 ELSE 0 END" OP("+") "1 AS hops) h",
-			5, types);
-	}
-	args[0] = m->headers ? JsonbPGetDatum(m->headers) : (Datum) 0;
-	nulls[0] = m->headers ? ' ' : 'n';
-	args[1] = CStringGetTextDatum(q->name);
-	args[2] = Int64GetDatum(m->id);
-	args[3] = Int32GetDatum(m->attempt);
-	args[4] = m->last_error ? PointerGetDatum(m->last_error) : (Datum) 0;
-	nulls[4] = m->last_error ? ' ' : 'n';
-	if (mq_exec_plan(plan, args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "mq: could not build dead-letter headers");
-	*hops = DatumGetInt32(mq_spi_get(0, 2, &isnull));
-	return DatumGetJsonbP(mq_spi_get(0, 1, &isnull));
+	*hops = mqy_prior_hops(m->headers) + 1;
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	mqy_push_string(&st, WJB_KEY, "queue", 5);
+	mqy_push_string(&st, WJB_VALUE, q->name, strlen(q->name));
+	mqy_push_string(&st, WJB_KEY, "id", 2);
+	mqy_push_number(&st, m->id);
+	mqy_push_string(&st, WJB_KEY, "attempts", 8);
+	mqy_push_number(&st, m->attempt);
+	mqy_push_string(&st, WJB_KEY, "last_error", 10);
+	mqy_push_string(&st, WJB_VALUE, m->last_error ? VARDATA_ANY(m->last_error) : NULL,
+					m->last_error ? VARSIZE_ANY_EXHDR(m->last_error) : 0);
+	mqy_push_string(&st, WJB_KEY, "hops", 4);
+	mqy_push_number(&st, *hops);
+	dead = JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+	v.type = jbvBinary;
+	v.val.binary.data = &dead->root;
+	v.val.binary.len = VARSIZE(dead) - VARHDRSZ;
+	return mq_headers_set(m->headers, "mq_dead_letter", &v);
 }
 
 /*

@@ -535,34 +535,12 @@ mqt_load(void)
 static Jsonb *
 mqt_copy_headers(Jsonb *headers, const char *topic)
 {
-	JsonbParseState *state = NULL;
 	JsonbValue	v;
-	JsonbValue *res;
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	if (headers != NULL)
-	{
-		JsonbIterator *it = JsonbIteratorInit(&headers->root);
-		JsonbIteratorToken r;
-		bool		skip = false;
-
-		while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			if (r == WJB_KEY)
-				skip = (v.val.string.len == 5 && memcmp(v.val.string.val, "topic", 5) == 0);
-			if ((r == WJB_KEY || r == WJB_VALUE) && !skip)
-				pushJsonbValue(&state, r, &v);
-		}
-	}
 	v.type = jbvString;
-	v.val.string.val = "topic";
-	v.val.string.len = 5;
-	pushJsonbValue(&state, WJB_KEY, &v);
 	v.val.string.val = (char *) topic;
 	v.val.string.len = strlen(topic);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(res);
+	return mq_headers_set(headers, "topic", &v);
 }
 
 static bool

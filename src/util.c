@@ -38,6 +38,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -929,4 +930,38 @@ mq_role_arg(FunctionCallInfo fcinfo, int argno)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("role with OID %u does not exist", role)));
 	return role;
+}
+
+/*
+ * headers (an object, or NULL: none) with key set to value (a scalar, or
+ * a jbvBinary container), in place of the value it had.
+ */
+Jsonb *
+mq_headers_set(Jsonb *headers, const char *key, JsonbValue *value)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	int			keylen = strlen(key);
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (headers != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&headers->root);
+		JsonbIteratorToken r;
+		bool		skip = false;
+
+		while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (r == WJB_KEY)
+				skip = (v.val.string.len == keylen && memcmp(v.val.string.val, key, keylen) == 0);
+			if ((r == WJB_KEY || r == WJB_VALUE) && !skip)
+				pushJsonbValue(&state, r, &v);
+		}
+	}
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = keylen;
+	pushJsonbValue(&state, WJB_KEY, &v);
+	pushJsonbValue(&state, WJB_VALUE, value);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }

@@ -10,6 +10,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #define MQ_QUEUE_NAME_MAX	48
@@ -74,5 +75,6 @@ extern Oid	mq_role_arg(FunctionCallInfo fcinfo, int argno);
 extern uint64 mq_random_u64(void);
 extern text *mq_receipt_text(int64 receipt);
 extern int64 mq_receipt_parse(text *t);
+extern Jsonb *mq_headers_set(Jsonb *headers, const char *key, JsonbValue *value);
 
 #endif							/* MQ_UTIL_H */
