@@ -14,6 +14,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqWait;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('worker');
@@ -34,29 +35,17 @@ sub workers
 		"SELECT coalesce(string_agg(database, ',' ORDER BY database), '') FROM mq._workers()");
 }
 
-sub wait_for
-{
-	my ($what, $check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return time() - $start if $check->();
-		usleep(50_000);
-	}
-	return undef;
-}
-
 sql('postgres', 'CREATE EXTENSION mq');
 sql('postgres', 'CREATE DATABASE db1');
 sql('postgres', 'CREATE DATABASE db2');
 sql('postgres', 'CREATE DATABASE plain');    # never gets mq
 
 # --- start within 2 s of CREATE EXTENSION ----------------------------------
-ok(defined wait_for('postgres worker', sub { workers() eq 'postgres' }, 5),
+ok(defined wait_for(sub { workers() eq 'postgres' }, 5),
 	'a worker serves the database that had mq at start');
 sql('db1', 'CREATE EXTENSION mq');
 sql('db2', 'CREATE EXTENSION mq');
-my $t = wait_for('db1, db2 workers', sub { workers() eq 'db1,db2,postgres' }, 10);
+my $t = wait_for(sub { workers() eq 'db1,db2,postgres' }, 10);
 ok(defined $t && $t < 2.0, 'workers appear in two databases within 2 s of CREATE EXTENSION')
   or diag("took " . ($t // 'forever') . " s; workers: " . workers());
 is(sql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mq worker'"),
@@ -67,7 +56,7 @@ my $t0 = time();
 sql('db2', 'DROP EXTENSION mq');
 my $drop_ext = time() - $t0;
 ok($drop_ext < 2.0, "DROP EXTENSION returns promptly ($drop_ext s)");
-ok(defined wait_for('db2 worker gone', sub { workers() eq 'db1,postgres' }, 5),
+ok(defined wait_for(sub { workers() eq 'db1,postgres' }, 5),
 	'the worker leaves after DROP EXTENSION');
 $t0 = time();
 sql('postgres', 'DROP DATABASE db1');
@@ -76,7 +65,7 @@ ok($drop_db < 2.0, "DROP DATABASE with a running worker returns promptly ($drop_
 is(workers(), 'postgres', 'the worker of the dropped database is gone');
 # CREATE EXTENSION again brings it back
 sql('db2', 'CREATE EXTENSION mq');
-ok(defined wait_for('db2 back', sub { workers() eq 'db2,postgres' }, 3),
+ok(defined wait_for(sub { workers() eq 'db2,postgres' }, 3),
 	'CREATE EXTENSION after DROP EXTENSION starts a worker again');
 
 # --- expired leases: retry, then dead letter, with no client call at all ---
@@ -85,15 +74,11 @@ sql('postgres', "SELECT mq.create_queue('jobs', max_attempts => 2,
 my $id = sql('postgres', "SELECT mq.send('jobs', '{\"n\": 1}')");
 is(sql('postgres', "SELECT attempt FROM mq.receive('jobs')"), '1', 'received: attempt 1');
 # the worker turns the expired lease into a retry and makes it ready again
-ok( defined wait_for(
-		'back in the ready table',
-		sub { sql('postgres', "SELECT count(*) FROM mq.q_jobs WHERE id = $id") eq '1' }, 5),
+ok( defined wait_for(sub { sql('postgres', "SELECT count(*) FROM mq.q_jobs WHERE id = $id") eq '1' }, 5),
 	'an expired lease comes back to the ready table without any mq call');
 is(sql('postgres', "SELECT attempt FROM mq.receive('jobs')"), '2',
 	'received again: attempt 2');
-ok( defined wait_for(
-		'dead letter',
-		sub { sql('postgres', "SELECT count(*) FROM mq.dead_letters WHERE id = $id") eq '1' }, 5),
+ok( defined wait_for(sub { sql('postgres', "SELECT count(*) FROM mq.dead_letters WHERE id = $id") eq '1' }, 5),
 	'after the last lease expires the worker dead-letters it');
 is(sql('postgres', "SELECT attempts FROM mq.dead_letters WHERE id = $id"), '2',
 	'dead letter records 2 attempts');
@@ -134,9 +119,7 @@ is(sql('postgres', "SELECT count(*) FROM mq.archive WHERE queue = 'kept'"), '3',
 sql('postgres', "UPDATE mq.archive SET archived_at = now() - interval '2 hours'
                   WHERE id = (SELECT min(id) FROM mq.archive WHERE queue = 'kept')");
 sql('postgres', "SELECT mq.alter_queue('kept', retention => '1 hour')");
-ok( defined wait_for(
-		'retention',
-		sub { sql('postgres', "SELECT count(*) FROM mq.archive WHERE queue = 'kept'") eq '2' }, 5),
+ok( defined wait_for(sub { sql('postgres', "SELECT count(*) FROM mq.archive WHERE queue = 'kept'") eq '2' }, 5),
 	'the worker deleted the archived message past its retention, and only it');
 
 # --- kill -9 of the worker: it comes back and work goes on -----------------
@@ -145,18 +128,14 @@ ok($pid > 0, 'the worker of postgres runs');
 my $id2 = sql('postgres', "SELECT mq.send('jobs', '{\"n\": 2}')");
 sql('postgres', "SELECT count(*) FROM mq.receive('jobs')");
 kill 'KILL', $pid;
-ok( defined wait_for(
-		'worker back',
-		sub {
+ok( defined wait_for(sub {
 			my ($ret, $o) = $node->psql('postgres',
 				"SELECT pid FROM mq._workers() WHERE database = 'postgres'");
 			return $ret == 0 && $o ne '' && $o ne $pid;
 		},
 		30),
 	'after kill -9 the worker is started again');
-ok( defined wait_for(
-		'retry after crash',
-		sub { sql('postgres', "SELECT count(*) FROM mq.q_jobs WHERE id = $id2") eq '1' }, 10),
+ok( defined wait_for(sub { sql('postgres', "SELECT count(*) FROM mq.q_jobs WHERE id = $id2") eq '1' }, 10),
 	'and it goes on: the expired lease came back');
 
 # --- immediate stop with thousands in flight loses nothing -----------------
@@ -172,7 +151,7 @@ is( sql('postgres',
 	'1500|3000|500|0', 'after an immediate stop: every message is still there, in its state');
 is(sql('postgres', "SELECT (SELECT count(*) FROM mq.q_bulk) + (SELECT count(*) FROM mq.w_bulk)"),
 	'5000', 'count before == ready + in flight + delayed after the restart');
-ok(defined wait_for('worker after restart', sub { workers() =~ /postgres/ }, 5),
+ok(defined wait_for(sub { workers() =~ /postgres/ }, 5),
 	'the worker is back after the restart');
 
 $node->stop;

@@ -17,6 +17,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqWait;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('failing');
@@ -28,18 +29,6 @@ mq.worker_naptime = '100ms'
 $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-sub wait_for
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(50_000);
-	}
-	return 0;
-}
 
 # how many times the server log says that
 sub log_count

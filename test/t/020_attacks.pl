@@ -66,6 +66,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqWait;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('attacks');
@@ -165,18 +166,6 @@ sub not_superuser
 {
 	my ($role, $name) = @_;
 	is(rolsuper($role), 'f', $name);
-}
-
-sub wait_for
-{
-	my ($seconds, $check) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(50_000);
-	}
-	return 0;
 }
 
 sub has_function
@@ -684,7 +673,7 @@ for my $db (@victims, 'v_legit')
 	su("CREATE EXTENSION mq", $db);
 	su("SELECT mq.create_queue('q'); SELECT mq.send('q', '{\"n\": 1}')", $db);
 }
-ok(wait_for(10, sub { worker_pid('postgres') > 0 }), 'the worker of postgres runs once enabled');
+ok(wait_for(sub { worker_pid('postgres') > 0 }, 10), 'the worker of postgres runs once enabled');
 my $worker_pid = worker_pid('postgres');
 
 # --- 1w: the worker promotes a delayed message of the tenant's queue --------
@@ -693,7 +682,7 @@ works('1w: t1w creates its queue', 'postgres', 't1w', "SELECT mq.create_queue('t
 trigger_attempts('t1w', 't1w_q', '1w');
 works('1w: t1w sends a delayed message', 'postgres', 't1w',
 	"SELECT mq.send('t1w_q', '{\"n\": 1}', delay => '100 ms') > 0", 't');
-ok(wait_for(5, sub { su("SELECT count(*) FROM mq.q_t1w_q") eq '1' || rolsuper('t1w') eq 't' }),
+ok(wait_for(sub { su("SELECT count(*) FROM mq.q_t1w_q") eq '1' || rolsuper('t1w') eq 't' }, 5),
 	'1w: the worker promoted the delayed message');
 not_superuser('t1w', '1w: after the worker promoted its message, t1w is not superuser');
 works('1w: t1w receives its message (nothing lost)', 'postgres', 't1w',
@@ -703,11 +692,11 @@ works('1w: t1w receives its message (nothing lost)', 'postgres', 't1w',
 works('3: t3 sends a delayed message', 'postgres', 't3',
 	"$t3_path SELECT mq.send('t3_q', '{\"n\": 2}', delay => '100 ms') > 0", 't');
 ok( wait_for(
-		5,
 		sub {
 			my $r = run_as('postgres', 't3', "SELECT ready FROM mq.metrics('t3_q')");
 			($r->{out} eq '1') || rolsuper('t3') eq 't';
-		}),
+		},
+		5),
 	'3: the worker promoted the delayed message of t3_q');
 not_superuser('t3', '3: after a worker pass over t3_q, t3 is not superuser');
 works('3: t3 receives its message (nothing lost)', 'postgres', 't3',
@@ -727,12 +716,12 @@ my %attack = (
 for my $db (@victims)
 {
 	my $before = 0;
-	wait_for(10, sub { $before = worker_pid($db); $before > 0 });
+	wait_for(sub { $before = worker_pid($db); $before > 0 }, 10);
 	ok($before > 0, "5: the worker of $db runs before the attempt");
 	refused("5: intruder: $attack{$db} fails with its permission error", 'postgres', 'intruder',
 		$attack{$db});
 	# ~1 s later the same worker still runs
-	my $changed = wait_for(1, sub { worker_pid($db) != $before });
+	my $changed = wait_for(sub { worker_pid($db) != $before }, 1);
 	my $after = worker_pid($db);
 	ok(!$changed && $after == $before,
 		"5: after the failed $attack{$db}, the worker of $db still runs with the same pid")
@@ -741,10 +730,10 @@ for my $db (@victims)
 # a statement that passes its checks but does not need the database alone
 {
 	my $before = 0;
-	wait_for(10, sub { $before = worker_pid('v_legit'); $before > 0 });
+	wait_for(sub { $before = worker_pid('v_legit'); $before > 0 }, 10);
 	works('5: the superuser changes the connection limit of v_legit', 'postgres', undef,
 		'ALTER DATABASE v_legit CONNECTION LIMIT 100');
-	my $changed = wait_for(1, sub { worker_pid('v_legit') != $before });
+	my $changed = wait_for(sub { worker_pid('v_legit') != $before }, 1);
 	ok($before > 0 && !$changed,
 		'5: a successful ALTER DATABASE ... CONNECTION LIMIT does not stop the worker of v_legit')
 	  or diag("pid before $before, after " . worker_pid('v_legit'));
@@ -765,7 +754,7 @@ is(worker_pid('postgres'), $worker_pid,
 # would break a queue on today's code.
 # ============================================================================
 su("ALTER SYSTEM SET mq.worker_enabled = off; SELECT pg_reload_conf();");
-ok(wait_for(10, sub { worker_pid('postgres') == 0 }), 'the worker of postgres left when disabled');
+ok(wait_for(sub { worker_pid('postgres') == 0 }, 10), 'the worker of postgres left when disabled');
 
 # --- 1x: a superuser calls mq.metrics -----------------------------------------
 # metrics only reads; the tenant would swap a view calling its code in
@@ -813,9 +802,9 @@ for my $d (@ddl)
 # every queue (a broken tenant queue would stop it on today's code).
 # ============================================================================
 su("ALTER SYSTEM SET mq.worker_enabled = on; SELECT pg_reload_conf();");
-ok(wait_for(10, sub { worker_pid('postgres') > 0 }), 'the worker of postgres runs again once enabled');
+ok(wait_for(sub { worker_pid('postgres') > 0 }, 10), 'the worker of postgres runs again once enabled');
 su("SELECT mq.create_queue('zz_late'); SELECT mq.send('zz_late', '{\"n\": 1}', delay => '100 ms')");
-ok(wait_for(5, sub { su("SELECT count(*) FROM mq.q_zz_late") eq '1' }),
+ok(wait_for(sub { su("SELECT count(*) FROM mq.q_zz_late") eq '1' }, 5),
 	'afterwards: the worker still promotes a delayed message of a new queue');
 {
 	my $r = run_as('postgres', undef, "SELECT coalesce(last_error, '') FROM mq.workers WHERE database = 'postgres'");

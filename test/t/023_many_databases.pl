@@ -29,6 +29,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqWait;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('many_databases');
@@ -43,18 +44,6 @@ mq.worker_naptime = '200ms'
 $node->start;
 
 sub sql { my ($db, $q) = @_; return $node->safe_psql($db, $q); }
-
-sub wait_for
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(100_000);
-	}
-	return 0;
-}
 
 my @plain = map { sprintf('p%02d', $_) } 1 .. 8;
 my @with_mq = map { sprintf('m%02d', $_) } 1 .. 12;

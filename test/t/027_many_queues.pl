@@ -30,6 +30,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqWait;
 use Time::HiRes qw(time usleep);
 
 my $N = $ENV{MQ_MANY_QUEUES} // 200;
@@ -46,18 +47,6 @@ max_locks_per_transaction = 128
 $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-sub wait_for
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(50_000);
-	}
-	return 0;
-}
 
 sub shmem
 {

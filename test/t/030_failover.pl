@@ -56,6 +56,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqWait;
 use Time::HiRes qw(time usleep);
 
 my $mq_conf = qq{
@@ -70,20 +71,6 @@ $primary->append_conf('postgresql.conf', $mq_conf);
 $primary->start;
 
 sub on_primary { return $primary->safe_psql('postgres', $_[0]); }
-
-# poll $check every 50 ms for up to $seconds; returns the seconds it took,
-# undef if it never held
-sub wait_for
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return time() - $start if $check->();
-		usleep(50_000);
-	}
-	return undef;
-}
 
 on_primary("CREATE EXTENSION mq");
 on_primary("SELECT mq.create_queue('work', visibility_timeout => '3 s', retry_delay => '200 ms')");
