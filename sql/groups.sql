@@ -200,6 +200,82 @@ SELECT pg_temp.ack('gw', 'w4');
 SELECT pg_temp.state('gw');
 SELECT mq.drop_queue('gw');
 
+-- Leases that run out end in one statement (MQP_LEASES_EXPIRED), retries
+-- and dead letters together, grouped or not, runs included: every gauge
+-- stays what the tables hold (pg_temp.exact: metrics against a recount),
+-- the dead letters' dedup keys are released and the retries' kept, and a
+-- dead letter's group goes on (or its run waits for the run's others).
+-- (ready counts the backlogs too.)
+CREATE FUNCTION pg_temp.exact(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE m record; c record;
+BEGIN
+  SELECT * INTO m FROM mq.metrics(q);
+  EXECUTE format('SELECT (SELECT count(*) FROM mq.%1$I) + (SELECT count(*) FROM mq.%5$I) AS ready,
+                         (SELECT count(*) FROM mq.%2$I WHERE leased) AS in_flight,
+                         (SELECT count(*) FROM mq.%2$I WHERE NOT leased) AS delayed,
+                         (SELECT count(*) FROM mq.%3$I) AS groups,
+                         (SELECT count(*) FROM mq.%1$I WHERE group_key IS NOT NULL) AS groups_ready,
+                         (SELECT count(*) FROM mq.%2$I WHERE leased AND group_key IS NOT NULL) AS groups_in_flight,
+                         (SELECT count(*) FROM mq.dead_letters WHERE queue = %4$L) AS dead',
+                 'q_' || q, 'w_' || q, 'g_' || q, q, 'b_' || q) INTO c;
+  RETURN CASE WHEN (m.ready, m.in_flight, m.delayed, m.groups, m.groups_ready, m.groups_in_flight, m.dead)
+                   = (c.ready, c.in_flight, c.delayed, c.groups, c.groups_ready, c.groups_in_flight, c.dead)
+              THEN 'exact' ELSE format('metrics %s, tables %s',
+                   (m.ready, m.in_flight, m.delayed, m.groups, m.groups_ready, m.groups_in_flight, m.dead),
+                   (c.ready, c.in_flight, c.delayed, c.groups, c.groups_ready, c.groups_in_flight, c.dead)) END;
+END $$;
+-- gx: 2 attempts, retries an hour away; gy: 1 attempt
+SELECT mq.create_queue('gx', max_attempts => 2, retry_delay => '1 hour', retry_delay_max => '1 hour'),
+       mq.create_queue('gy', max_attempts => 1);
+SELECT mq.send('gx', '{"n": "x1"}', dedup_key => 'kx1') > 0 AS sent,
+       mq.send('gx', '{"n": "c1"}', dedup_key => 'kc1', group_key => 'c') > 0 AS sent;
+SELECT count(*) FROM mq.send_batch('gx', ARRAY['{"n": "r1"}', '{"n": "r2"}', '{"n": "r3"}']::jsonb[],
+                                   group_key => 'r');
+-- x1, c1 and r1 fail once: their next leases' end makes them dead
+DELETE FROM got;
+SELECT pg_temp.recv('gx', 10);
+SELECT bool_and(mq.nack('gx', id, delay => '0', receipt => receipt)) FROM got;
+-- leased for 400 ms: x1, c1, and r1 with r2 as one run
+SELECT pg_temp.recv('gx', 10, per_group => 2, vt => '400 milliseconds');
+-- and the fresh x2, d1 (d2 behind it), e1 (e2 behind it): retries when
+-- their leases end
+SELECT mq.send('gx', '{"n": "c2"}', group_key => 'c') > 0 AS sent,
+       mq.send('gx', '{"n": "x2"}', dedup_key => 'kx2') > 0 AS sent,
+       mq.send('gx', '{"n": "d1"}', dedup_key => 'kd1', group_key => 'd') > 0 AS sent,
+       mq.send('gx', '{"n": "d2"}', group_key => 'd') > 0 AS sent,
+       mq.send('gx', '{"n": "e1"}', group_key => 'e') > 0 AS sent,
+       mq.send('gx', '{"n": "e2"}', group_key => 'e') > 0 AS sent;
+SELECT pg_temp.recv('gx', 10, vt => '400 milliseconds');
+-- gy: the run f1 f2 (f3 behind it) dies whole in one statement
+SELECT count(*) FROM mq.send_batch('gy', ARRAY['{"n": "f1"}', '{"n": "f2"}', '{"n": "f3"}']::jsonb[],
+                                   group_key => 'f');
+SELECT pg_temp.recv('gy', 10, per_group => 2, vt => '400 milliseconds');
+SELECT pg_temp.state('gx'), pg_temp.exact('gx'), pg_temp.state('gy'), pg_temp.exact('gy');
+SELECT pg_sleep(0.5);
+-- one receive ends them all, in a REPEATABLE READ transaction: x1, c1, r1
+-- dead, c2 moved up (and handed out at once), the rest retried an hour
+-- away, r's run held by r2's retry
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT pg_temp.recv('gx', 10);
+COMMIT;
+SELECT pg_temp.state('gx'), pg_temp.exact('gx');
+SELECT message->>'n' AS n, attempts, group_key FROM mq.dead_letters WHERE queue = 'gx' ORDER BY id;
+SELECT total_dead_lettered FROM mq.metrics('gx');
+SELECT message->>'n' AS n, attempt, leased, vt > now() + '10 minutes' AS later
+  FROM mq.w_gx ORDER BY id;
+SELECT message->>'n' AS n FROM mq.b_gx ORDER BY gseq;
+-- the dead letters' keys are free again, the retries' still held
+SELECT mq.send('gx', '{"n": "x1 again"}', dedup_key => 'kx1') <> pg_temp.msg('gx', 'x1') AS new_x1,
+       mq.send('gx', '{"n": "c1 again"}', dedup_key => 'kc1') <> pg_temp.msg('gx', 'c1') AS new_c1,
+       mq.send('gx', '{"n": "x2 again"}', dedup_key => 'kx2') = pg_temp.msg('gx', 'x2') AS dup_x2,
+       mq.send('gx', '{"n": "d1 again"}', dedup_key => 'kd1') = pg_temp.msg('gx', 'd1') AS dup_d1;
+SELECT pg_temp.state('gx'), pg_temp.exact('gx');
+-- gy: f1 and f2 dead in one statement, and f3 goes on
+SELECT pg_temp.recv('gy', 10);
+SELECT message->>'n' AS n, attempts FROM mq.dead_letters WHERE queue = 'gy' ORDER BY id;
+SELECT pg_temp.state('gy'), pg_temp.exact('gy');
+SELECT mq.drop_queue('gx'), mq.drop_queue('gy');
+
 -- bad inputs
 SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => '')$$);
 SELECT pg_temp.err($$SELECT mq.send('gq', '{}', group_key => repeat('x', 513))$$);

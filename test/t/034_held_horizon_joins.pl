@@ -22,6 +22,13 @@
 # one session nacks 10 messages one by one and acks 10 pairs with
 # receipts.  Asserted: the last nacks and acks read fewer than 100 entries
 # of mq.wk_hj each (on the join alone: about 1,500 each).
+#
+# Expired leases end in one statement (MQP_LEASES_EXPIRED) whose retry and
+# dead-letter parts probe the ids the expired part locked, "id = ANY
+# (ARRAY(...))": as a join (or IN) they may read the whole primary key the
+# same way.  Here: 10 leases that run out are retried by a receive's
+# promotion, 10 more are dead-lettered by the next; each reads fewer than
+# 100 entries of mq.wk_hj.
 
 use strict;
 use warnings;
@@ -29,6 +36,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use MqHeldHorizon;
 
 my $n = 1500;
@@ -92,6 +100,21 @@ note("entries of mq.wk_hj read by each ack of two with receipts: @ack_reads");
 
 is(q1("SELECT concat_ws('|', ready, in_flight, delayed, total_acked) FROM mq.metrics('hj')"),
 	"0|0|10|" . ($n + 20), 'every nack retried its message, every ack acked two');
+
+# leases that run out: a receive's promotion ends them, retries (attempt 1
+# of 5), then dead letters (max_attempts lowered to 1)
+my @expiry_reads;
+for my $max (5, 1)
+{
+	q1("SELECT count(mq.send('hj', jsonb_build_object('expire', k))) FROM generate_series(1, 10) k");
+	q1("SELECT count(*) FROM mq.receive('hj', 10, visibility_timeout => '200 milliseconds')");
+	q1("SELECT mq.alter_queue('hj', max_attempts => $max)");
+	usleep(300_000);
+	push @expiry_reads, entries_read("SELECT count(*) FROM mq.receive('hj', 10)");
+}
+note("entries of mq.wk_hj read by the promotions that retried, then dead-lettered, 10 leases: @expiry_reads");
+is(q1("SELECT concat_ws('|', ready, in_flight, delayed, total_dead_lettered) FROM mq.metrics('hj')"),
+	"0|0|20|10", 'the first 10 leases that ran out were retried, the next 10 dead-lettered');
 horizon_still_held($holder);
 my ($max_nack) = sort { $b <=> $a } @nack_reads[5 .. 9];
 my ($max_ack) = sort { $b <=> $a } @ack_reads[5 .. 9];
@@ -99,6 +122,10 @@ cmp_ok($max_nack, '<', 100,
 	"a nack under the held horizon does not walk the $n acked leases (at most $max_nack entries)");
 cmp_ok($max_ack, '<', 100,
 	"an ack with receipts under the held horizon does not walk the $n acked leases (at most $max_ack entries)");
+cmp_ok($expiry_reads[0], '<', 100,
+	"expired leases retried under the held horizon do not walk the $n acked leases ($expiry_reads[0] entries)");
+cmp_ok($expiry_reads[1], '<', 100,
+	"expired leases dead-lettered under the held horizon do not walk the $n acked leases ($expiry_reads[1] entries)");
 
 $session->quit;
 release_horizon($holder);
