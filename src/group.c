@@ -98,7 +98,8 @@ mqg_backlog_row(const Datum *values, const bool *isnull, void *arg)
  * scan that takes one, so a group with a deep backlog would cost a page
  * of comparisons per message.  The scan looks first up to four times the
  * mean gap between a group's messages that the queue's settles saw (gseqs
- * come from one sequence, so the gaps of a queue's groups are alike), and
+ * come from mq.message_id_seq, which every queue's sends use, so the gap
+ * follows the database's traffic, alike for a queue's groups), and
  * past that only if it finds nothing: the first message is the same
  * either way.  A settle that finds none (groups that empty) turns the
  * guess off until one finds a message again.
