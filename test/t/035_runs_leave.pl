@@ -9,7 +9,7 @@
 #
 # For each way out, a run of three (a0 a1 a2) is leased from a group of
 # five, then leaves by: expired leases dead-lettered by one promotion pass
-# (src/retry.c, mq_leases_ended), also into a dead-letter queue; expired
+# (src/retry.c, mq_leases_expired), also into a dead-letter queue; expired
 # leases retried by one pass (one statement) and then acked; retried run
 # members popped; a run member past max_attempts (alter_queue) dead-lettered
 # by the receive that would hand it out again (which takes a3 in its
