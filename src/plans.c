@@ -549,10 +549,9 @@ mq_plan_run_latest(MqQueue *q, MqPlanKind kind, Datum *values, const char *nulls
 }
 
 /*
- * Read a message row as MQP_DEAD_TAKE, MQP_LEASES_EXPIRED, MQP_DUE_READY and
- * MQP_BACKLOG_NEXT
- * return it: (id, priority, attempt, enqueued_at, message, headers,
- * dedup_key, last_error, group_key, gseq, run_start).
+ * Read a message row as MQP_DEAD_TAKE, MQP_LEASES_EXPIRED, MQP_DUE_READY
+ * and MQP_BACKLOG_NEXT return it: (id, priority, attempt, enqueued_at,
+ * message, headers, dedup_key, last_error, group_key, gseq, run_start).
  */
 void
 mq_read_message_row(SPITupleTable *rows, uint64 row, MqOutMessage *m)
