@@ -9,7 +9,7 @@
 #
 #   bash bench/run.sh [--smoke] [--only W1,W2,...]
 #
-#   --smoke     every workload for ~2 s on tiny backlogs (~1 minute in all);
+#   --smoke     every workload for ~1 s on tiny backlogs (~1.5 minutes in all);
 #               exit status 0 only if every pgbench run was clean
 #   --only L    run only the workloads of the comma-separated list L:
 #               W1 W1n W2 W3 W4 W5 W6 W6b W7 W7n W8 W8b W9 W10 W11 W12 W13
@@ -99,7 +99,7 @@ case " $ONLY " in *" W6 "*) ONLY="$ONLY W6B" ;; esac
 want() { [ -z "$ONLY" ] || case " $ONLY " in *" ${1^^} "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ "$SMOKE" -eq 1 ]; then
-    T=2             # seconds per pgbench run
+    T=1             # seconds per pgbench run
     T_W8=3
     PROGRESS_W8=1   # W8: tps of the first and last interval of this length
     T_W10=6         # W10: seconds with the horizon held, then after it
