@@ -13,12 +13,13 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
-#include <math.h>
 
 #include "util.h"
 #include "shmem.h"
@@ -379,11 +380,13 @@ mq_leases_expired(MqQueue *q, MqQueueShared *qs, TimestampTz low, TimestampTz no
 			nretry++;
 		}
 	}
-	/* the retries were made with no backoff: undone by the error */
-	if (nretry > 0 && !in_range)
-		mqy_backoff_out_of_range(q);
 	if (nretry > 0)
+	{
+		/* the retries were made with no backoff: undone by the error */
+		if (!in_range)
+			mqy_backoff_out_of_range(q);
 		mq_xact_note_due(qs, first);
+	}
 	mq_xact_count(qs, MQC_IN_FLIGHT, -(int64) n);
 	mq_xact_count(qs, MQC_DELAYED, nretry);
 	mq_xact_count(qs, MQC_GROUPS_IN_FLIGHT, -ngrouped);

@@ -38,7 +38,6 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -338,8 +337,9 @@ mq_srf_materialize(FunctionCallInfo fcinfo)
 
 /*
  * Whether rel is a plain table of columns cols[0..ncols-1] (names and
- * types), in that order, with nothing a statement on it would run besides (triggers, rules, row
- * security): what the one-row helpers below may write without a plan.
+ * types), in that order, with nothing a statement on it would run besides
+ * (triggers, rules, row security): what the one-row helpers below may
+ * write without a plan.
  */
 static bool
 mqu_plain_table(Relation rel, const MqColumn *cols, int ncols)
@@ -665,16 +665,15 @@ mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols, const char *
 /*
  * Delete up to limit rows, in index order from (lead, from) on among those
  * of lead (past from with MQ_DELETE_AFTER), up to (lead, upto) if upto is
- * below PG_INT64_MAX, each(values, isnull, arg)
- * seeing each row deleted (the values as mq_delete_key's).  A statement of
- * its own: it sees what was done before it, under a fresh snapshot (the
- * latest, also in REPEATABLE READ, with MQ_DELETE_LATEST).  With
- * MQ_DELETE_SKIP_LOCKED it skips the rows another transaction is deleting
- * or holds, as FOR UPDATE SKIP LOCKED does (the delete itself does not
- * wait, so no lock is written first); else it waits for such a row and
- * stops there if it changed or is gone (a serialization failure in
- * REPEATABLE READ), as a DELETE of the rows a subquery found does.  Returns how many rows it
- * deleted.
+ * below PG_INT64_MAX, each(values, isnull, arg) seeing each row deleted
+ * (the values as mq_delete_key's).  A statement of its own: it sees what
+ * was done before it, under a fresh snapshot (the latest, also in
+ * REPEATABLE READ, with MQ_DELETE_LATEST).  With MQ_DELETE_SKIP_LOCKED it
+ * skips the rows another transaction is deleting or holds, as FOR UPDATE
+ * SKIP LOCKED does (the delete itself does not wait, so no lock is written
+ * first); else it waits for such a row and stops there if it changed or
+ * is gone (a serialization failure in REPEATABLE READ), as a DELETE of the
+ * rows a subquery found does.  Returns how many rows it deleted.
  */
 int
 mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit, int flags,
