@@ -56,6 +56,19 @@ mqpl_backoff(StringInfo sql, const char *attempt, int d, int m)
 					 d, attempt, m);
 }
 
+/*
+ * A CTE "keys" that releases the dedup keys the rows of CTE gone held:
+ * those rows leave the queue in the same statement.
+ */
+static void
+mqpl_release_keys(StringInfo sql, const char *gone, const char *qname)
+{
+	appendStringInfo(sql,
+					 " keys AS (DELETE FROM mq.dedup_keys k USING %s g"
+					 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
+					 " AND k.id" OP("=") "g.id)", gone, qname);
+}
+
 static const char *
 mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 {
@@ -163,10 +176,8 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 									 " dedup_key, last_error, receipt, group_key, gseq, run_start", W);
 				else
 				{
-					appendStringInfo(&sql,
-									 ", keys AS (DELETE FROM mq.dedup_keys k USING moved m"
-									 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "m.dedup_key"
-									 " AND k.id" OP("=") "m.id)", qname);
+					appendStringInfoChar(&sql, ',');
+					mqpl_release_keys(&sql, "moved", qname);
 					if (q->has_retention)
 						appendStringInfo(&sql,
 										 ", arch AS (INSERT INTO mq.archive_store (queue, id, message, headers, attempts, enqueued_at)"
@@ -212,11 +223,7 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 								 " AND w.leased AND w.receipt" OP("=") "u.receipt"
 								 " RETURNING w.id, w.leased, w.message, w.headers, w.attempt, w.enqueued_at,"
 								 " w.dedup_key, w.group_key, w.gseq, w.run_start),", W);
-			appendStringInfo(&sql,
-							 " keys AS (DELETE FROM mq.dedup_keys k USING gone g"
-							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
-							 " AND k.id" OP("=") "g.id)",
-							 qname);
+			mqpl_release_keys(&sql, "gone", qname);
 			if (q->has_retention)
 				appendStringInfo(&sql,
 								 ", arch AS (INSERT INTO mq.archive_store (queue, id, message, headers, attempts, enqueued_at)"
@@ -281,13 +288,12 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 			appendStringInfo(&sql,
 							 "WITH gone AS (DELETE FROM %s WHERE id" OP("=") "$1"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, COALESCE($2, last_error) AS last_error, group_key, gseq, run_start),"
-							 " keys AS (DELETE FROM mq.dedup_keys k USING gone g"
-							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "g.dedup_key"
-							 " AND k.id" OP("=") "g.id)"
-							 " SELECT id, priority, attempt, enqueued_at, message, headers,"
-							 " NULL::pg_catalog.text, last_error, group_key, gseq, run_start FROM gone",
-							 W, qname);
+							 " dedup_key, COALESCE($2, last_error) AS last_error, group_key, gseq, run_start),",
+							 W);
+			mqpl_release_keys(&sql, "gone", qname);
+			appendStringInfoString(&sql,
+								   " SELECT id, priority, attempt, enqueued_at, message, headers,"
+								   " NULL::pg_catalog.text, last_error, group_key, gseq, run_start FROM gone");
 			*nargs = 2;
 			types[0] = INT8OID;
 			types[1] = TEXTOID;
@@ -340,15 +346,14 @@ mqpl_sql(MqQueue *q, MqPlanKind kind, int *nargs, Oid *types)
 							 " d AS (DELETE FROM %s w"
 							 " WHERE w.id" OP("=") "ANY (ARRAY(SELECT id FROM e WHERE attempt" OP(">=") "$4))"
 							 " RETURNING id, priority, attempt, enqueued_at, message, headers,"
-							 " dedup_key, last_error, group_key, gseq, run_start, vt),"
-							 " keys AS (DELETE FROM mq.dedup_keys k USING d"
-							 " WHERE k.queue" OP("=") "%s AND k.dedup_key" OP("=") "d.dedup_key"
-							 " AND k.id" OP("=") "d.id)"
-							 " SELECT id, priority, attempt, enqueued_at, message, headers,"
-							 " NULL::pg_catalog.text, last_error, group_key, gseq, run_start, vt,"
-							 " true AS dead, group_key IS NOT NULL FROM d"
-							 " UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-							 " NULL, vt, false, grouped FROM r ORDER BY 13 DESC, 12, 1", W, qname);
+							 " dedup_key, last_error, group_key, gseq, run_start, vt),", W);
+			mqpl_release_keys(&sql, "d", qname);
+			appendStringInfoString(&sql,
+								   " SELECT id, priority, attempt, enqueued_at, message, headers,"
+								   " NULL::pg_catalog.text, last_error, group_key, gseq, run_start, vt,"
+								   " true AS dead, group_key IS NOT NULL FROM d"
+								   " UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+								   " NULL, vt, false, grouped FROM r ORDER BY 13 DESC, 12, 1");
 			*nargs = 6;
 			types[0] = TIMESTAMPTZOID;
 			types[1] = TIMESTAMPTZOID;
