@@ -14,17 +14,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use MqWait;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('worker', qq{
 mq.worker_naptime = '200ms'
 restart_after_crash = on
 });
-$node->start;
 
 sub sql { my ($db, $q) = @_; return $node->safe_psql($db, $q); }
 

@@ -14,15 +14,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('blocking');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('blocking', qq{
 mq.worker_enabled = off
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

@@ -39,15 +39,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 
-my $node = PostgreSQL::Test::Cluster->new('heads_edges');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('heads_edges', qq{
 mq.worker_enabled = off
 max_prepared_transactions = 5
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

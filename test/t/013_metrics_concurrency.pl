@@ -39,19 +39,16 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('metrics_conc');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('metrics_conc', qq{
 mq.worker_enabled = off
 max_connections = 40
 # deadlocks, if any, are found quickly (this changes nothing else)
 deadlock_timeout = '100ms'
 log_statement = none
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

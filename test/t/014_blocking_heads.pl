@@ -28,18 +28,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
 my $cycles = 300;
 
-my $node = PostgreSQL::Test::Cluster->new('blocking_heads');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('blocking_heads', qq{
 mq.worker_enabled = off
 log_statement = none
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

@@ -59,16 +59,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('plan_lifetime');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('plan_lifetime', qq{
 mq.worker_enabled = off
 restart_after_crash = on
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

@@ -17,16 +17,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use MqWait;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('failing');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('failing', qq{
 mq.worker_naptime = '100ms'
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

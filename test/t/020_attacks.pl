@@ -66,18 +66,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use MqWait;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('attacks');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('attacks', qq{
 mq.worker_enabled = off
 mq.worker_naptime = '100ms'
 max_worker_processes = 24
 });
-$node->start;
 
 # --- helpers ----------------------------------------------------------------
 

@@ -89,6 +89,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
 my $seed =
@@ -107,17 +108,13 @@ diag("fuzz: MQ_FUZZ_SEED=$seed MQ_FUZZ_SECONDS=$seconds (set them to replay)");
 my $statement_timeout = 2;
 my $hang_margin = 20;
 
-my $node = PostgreSQL::Test::Cluster->new('fuzz');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('fuzz', qq{
 mq.worker_enabled = off
 max_connections = 30
 max_prepared_transactions = 10
 restart_after_crash = on
 log_line_prefix = '%m [%p] %e %q%a '
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

@@ -29,19 +29,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use MqWait;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('many_databases');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('many_databases', qq{
 max_worker_processes = 16
 max_parallel_workers_per_gather = 0
 max_logical_replication_workers = 0
 mq.worker_naptime = '200ms'
 });
-$node->start;
 
 sub sql { my ($db, $q) = @_; return $node->safe_psql($db, $q); }
 

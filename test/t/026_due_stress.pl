@@ -40,6 +40,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
 $SIG{PIPE} = 'IGNORE';
@@ -49,15 +50,11 @@ my $SEED = $ENV{MQ_STRESS_SEED} // (1 + int(rand(2_000_000_000)));
 diag("026_due_stress: seed $SEED, $LOAD_SECONDS s of load (replay: MQ_STRESS_SEED=$SEED)");
 my $T_START = time();
 
-my $node = PostgreSQL::Test::Cluster->new('due_stress');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('due_stress', qq{
 mq.worker_enabled = off
 mq.worker_naptime = '100ms'
 max_connections = 40
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

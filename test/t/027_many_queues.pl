@@ -30,21 +30,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use MqWait;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
 my $N = $ENV{MQ_MANY_QUEUES} // 200;
 my $MAXQ = $N + 10;
 
-my $node = PostgreSQL::Test::Cluster->new('many');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('many', qq{
 mq.max_queues = $MAXQ
 mq.worker_naptime = '200ms'
 max_locks_per_transaction = 128
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

@@ -56,7 +56,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use MqWait;
+use MqTest;
 use Time::HiRes qw(time usleep);
 
 my $mq_conf = qq{

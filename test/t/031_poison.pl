@@ -17,16 +17,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('poison');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('poison', qq{
 mq.worker_enabled = off
 restart_after_crash = on
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

@@ -30,20 +30,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(usleep);
 use MqHeldHorizon;
 
 my $n = 1500;
 
-my $node = PostgreSQL::Test::Cluster->new('promote_held_horizon');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('promote_held_horizon', qq{
 mq.worker_enabled = off
 autovacuum = off
 log_statement = none
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

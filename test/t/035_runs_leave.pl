@@ -24,15 +24,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('runs_leave');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('runs_leave', qq{
 mq.worker_enabled = off
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

@@ -21,16 +21,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('batch_seqs');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('batch_seqs', qq{
 mq.worker_enabled = off
 max_connections = 20
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

@@ -17,16 +17,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MqTest;
 
 plan skip_all => 'needs /proc/PID/status' unless -r "/proc/$$/status";
 
-my $node = PostgreSQL::Test::Cluster->new('rowpath_memory');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
+my $node = mq_node('rowpath_memory', qq{
 mq.worker_enabled = off
 });
-$node->start;
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
