@@ -35,38 +35,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
-
-sub new_node
-{
-	my ($name, $extra) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'mq'
-mq.worker_enabled = off
-} . ($extra // ''));
-	$node->start;
-	return $node;
-}
-
-sub wait_until
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(20_000);
-	}
-	return 0;
-}
+use MqTest;
 
 # =========================================================================
 # Parts 1 and 2: one node, default mq.max_queues.
 # =========================================================================
 
-my $node = new_node('entries');
+my $node = mq_node('entries', "mq.worker_enabled = off\n");
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
 q1("CREATE EXTENSION mq");
@@ -132,7 +107,7 @@ sub check_y
 	# finished or is waiting on a lock, so the order of events is the
 	# issue's either way.
 	$s->query_until(qr/sending/, qq{\\echo sending\nSELECT mq.send('y', '"new"');\n});
-	ok( wait_until(
+	ok( wait_for(
 			sub {
 				q1(
 					"SELECT query LIKE '%\"new\"%' AND (state = 'idle' OR wait_event_type = 'Lock')
@@ -221,7 +196,7 @@ $node->stop;
 # Part 3: mq.max_queues = 4 is a real limit (issue 10, item 3).
 # =========================================================================
 
-my $lim = new_node('max_queues', "mq.max_queues = 4\n");
+my $lim = mq_node('max_queues', "mq.worker_enabled = off\nmq.max_queues = 4\n");
 sub l1 { my ($db, $sql) = @_; return $lim->safe_psql($db, $sql); }
 
 # 'ok' when the queue could be created (or existed) and a message sent to
