@@ -22,7 +22,7 @@ sub mq_node
 	return $node;
 }
 
-# Run $check every 50 ms until it returns true or $seconds have passed.
+# Run $check every 20 ms until it returns true or $seconds have passed.
 # Returns the seconds it took (more than 0), or undef if it never did.
 sub wait_for
 {
@@ -31,7 +31,7 @@ sub wait_for
 	while (time() - $start < $seconds)
 	{
 		return time() - $start || 1e-6 if $check->();
-		usleep(50_000);
+		usleep(20_000);
 	}
 	return undef;
 }

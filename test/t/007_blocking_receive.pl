@@ -29,18 +29,6 @@ sub waiting
 	             WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'");
 }
 
-sub wait_until
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(20_000);
-	}
-	return 0;
-}
-
 # start a blocking receive in a background session; returns the session
 sub start_wait
 {
@@ -56,7 +44,7 @@ sql("SELECT mq.create_queue('bq')");
 
 # --- a commit wakes the waiter at once ---------------------------------------
 my $w = start_wait('20 s', 'r1');
-ok(wait_until(sub { waiting() eq '1' }, 5), 'the receive is waiting');
+ok(wait_for(sub { waiting() eq '1' }, 5), 'the receive is waiting');
 is(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'
          AND backend_type = 'client backend' AND backend_xmin IS NULL"), '1',
 	'and holds back no xmin while it sleeps');
@@ -70,7 +58,7 @@ $w->quit;
 
 # --- a rolled-back send does not end the wait --------------------------------
 $w = start_wait('20 s', 'r2');
-ok(wait_until(sub { waiting() eq '1' }, 5), 'waiting again');
+ok(wait_for(sub { waiting() eq '1' }, 5), 'waiting again');
 sql("BEGIN; SELECT mq.send('bq', '{\"n\": \"ghost\"}'); ROLLBACK;");
 usleep(300_000);
 is(waiting(), '1', 'still waiting after a rolled-back send');
@@ -87,7 +75,7 @@ ok($elapsed >= 0.3 && $elapsed < 5, "and it waited for the wait ($elapsed s)");
 
 # --- cancel and statement_timeout interrupt it -------------------------------
 $w = start_wait('60 s', 'r3');
-ok(wait_until(sub { waiting() eq '1' }, 5), 'waiting for a minute');
+ok(wait_for(sub { waiting() eq '1' }, 5), 'waiting for a minute');
 $t0 = time();
 sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity
       WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'");
@@ -112,9 +100,9 @@ ok($elapsed >= 0.4 && $elapsed < 3, "when it comes due, not at the end of the wa
 
 # --- one message, many waiters: one gets it, the others keep waiting ---------
 my @ws = map { start_wait('20 s', "m$_") } 1 .. 4;
-ok(wait_until(sub { waiting() eq '4' }, 5), 'four receivers waiting');
+ok(wait_for(sub { waiting() eq '4' }, 5), 'four receivers waiting');
 sql("SELECT mq.send('bq', '{\"n\": \"solo\"}')");
-ok(wait_until(sub { waiting() eq '3' }, 5), 'one message: one waiter returns, three still wait');
+ok(wait_for(sub { waiting() eq '3' }, 5), 'one message: one waiter returns, three still wait');
 sql("SELECT count(*) FROM mq.send_batch('bq', ARRAY['{\"n\": \"a\"}', '{\"n\": \"b\"}', '{\"n\": \"c\"}']::jsonb[])");
 my $all = join('', map { $_->query_safe("SELECT 'done'") } @ws);
 my @got = sort ($all =~ /m\d:(\w+)/g);

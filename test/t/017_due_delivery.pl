@@ -63,18 +63,6 @@ mq.worker_enabled = off
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-sub wait_until
-{
-	my ($check, $seconds) = @_;
-	my $start = time();
-	while (time() - $start < $seconds)
-	{
-		return 1 if $check->();
-		usleep(20_000);
-	}
-	return 0;
-}
-
 # An upper bound of "now + $secs" as the server sees it, read after the
 # statement that computed its own "now + $secs" has returned.
 sub due_in
@@ -403,7 +391,7 @@ all_scenarios('off');
 # --- phase 2: the worker on --------------------------------------------------
 sql("ALTER SYSTEM SET mq.worker_enabled = on");
 sql("SELECT pg_reload_conf()");
-ok(wait_until(sub { sql("SELECT count(*) FROM mq.workers") eq '1' }, 20),
+ok(wait_for(sub { sql("SELECT count(*) FROM mq.workers") eq '1' }, 20),
 	'phase 2: a background worker serves the database after mq.worker_enabled = on');
 all_scenarios('on');
 
