@@ -38,6 +38,11 @@
  */
 #include "postgres.h"
 
+#if PG_VERSION_NUM >= 140000
+#include "common/hashfn.h"
+#else
+#include "access/hash.h"
+#endif
 #include "utils/jsonb.h"
 
 #include "util.h"
@@ -67,6 +72,8 @@ typedef struct MqgNext
 {
 	MqOutMessage m;
 	TimestampTz visible_at;
+	text	   *key;			/* mq_delete_tid's filter: the row wanted */
+	int64		gseq;
 } MqgNext;
 
 static void
@@ -89,6 +96,18 @@ mqg_backlog_row(const Datum *values, const bool *isnull, void *arg)
 	m->last_error = isnull[MQB_LAST_ERROR] ? NULL : DatumGetTextPCopy(values[MQB_LAST_ERROR]);
 }
 
+/* mq_delete_tid's filter: the row at the TID is still the one the trail saw */
+static bool
+mqg_is_wanted(const Datum *values, const bool *isnull, void *arg)
+{
+	MqgNext    *next = arg;
+	text	   *key = DatumGetTextPP(values[MQB_GROUP_KEY]);
+
+	return DatumGetInt64(values[MQB_GSEQ]) == next->gseq &&
+		VARSIZE_ANY_EXHDR(key) == VARSIZE_ANY_EXHDR(next->key) &&
+		memcmp(VARDATA_ANY(key), VARDATA_ANY(next->key), VARSIZE_ANY_EXHDR(key)) == 0;
+}
+
 /*
  * Take the first message of key's backlog after gseq, as this statement
  * sees it: without a plan (the backlog's index range, the latest
@@ -103,6 +122,16 @@ mqg_backlog_row(const Datum *values, const bool *isnull, void *arg)
  * past that only if it finds nothing: the first message is the same
  * either way.  A settle that finds none (groups that empty) turns the
  * guess off until one finds a message again.
+ *
+ * The scan also notes the group's entries that follow the one it took
+ * (its trail, kept in shared memory), so that the next settles of the
+ * group go straight to the row.  The entry right after gseq's in the
+ * index is the group's next message once it is visible: a message with a
+ * gseq between the two would have taken the group's lock, and its gseq,
+ * before the later one's sender could, and so would have had its entry in
+ * the index already.  The row is checked before it is taken: visible to
+ * the latest snapshot, of this group and at that gseq (a TID can be
+ * reused).  Any doubt, and the scan decides.
  */
 static bool
 mqg_backlog_next(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq, MqgNext *next)
@@ -117,13 +146,29 @@ mqg_backlog_next(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq, MqgNext *
 		uint64		gap = qs ? pg_atomic_read_u64(&qs->group_gap) : 0;
 		uint64		mean = 0;
 		int			n = 0;
+		uint32		keyhash;
+		ItemPointerData tid;
+		MqIndexTrail trail;
 
-		if (gap > 0 && gap <= (uint64) (PG_INT64_MAX - gseq) / 4)
-			n = mq_delete_first(d, PointerGetDatum(key), gseq, gseq + (int64) (4 * gap), 1,
-								MQ_DELETE_AFTER | MQ_DELETE_LATEST, mqg_backlog_row, next);
-		if (n == 0)
-			n = mq_delete_first(d, PointerGetDatum(key), gseq, PG_INT64_MAX, 1,
-								MQ_DELETE_AFTER | MQ_DELETE_LATEST, mqg_backlog_row, next);
+		key = pg_detoast_datum_packed(key);
+		keyhash = hash_any((unsigned char *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+		next->key = key;
+		if (mq_trail_next(q->backlog_relid, keyhash, gseq, &next->gseq, &tid) &&
+			mq_delete_tid(d, &tid, MQ_DELETE_LATEST, mqg_is_wanted, mqg_backlog_row, next))
+			n = 1;
+		else
+		{
+			if (gap > 0 && gap <= (uint64) (PG_INT64_MAX - gseq) / 4)
+				n = mq_delete_first(d, PointerGetDatum(key), gseq, gseq + (int64) (4 * gap), 1,
+									MQ_DELETE_AFTER | MQ_DELETE_LATEST, mqg_backlog_row, next,
+									&trail);
+			if (n == 0)
+				n = mq_delete_first(d, PointerGetDatum(key), gseq, PG_INT64_MAX, 1,
+									MQ_DELETE_AFTER | MQ_DELETE_LATEST, mqg_backlog_row, next,
+									&trail);
+			if (n > 0)
+				mq_trail_put(q->backlog_relid, keyhash, next->m.gseq, &trail);
+		}
 		mq_delete_end(d);
 		if (n > 0)
 		{

@@ -4,7 +4,9 @@
  *	  Shared memory of mq: one entry per queue (its lanes and their heads,
  *	  counters, the earliest due time of its wait table) and one slot per
  *	  backend saying the smallest seq its open transaction may still
- *	  insert.  Only atomics and spinlocks here: no SQL, no catalog.
+ *	  insert; and the trails of message groups, hints of where each
+ *	  group's next messages lie in its backlog.  Only atomics and spinlocks
+ *	  here: no SQL, no catalog.
  *
  * All of it exists only when mq is in shared_preload_libraries; without it
  * every caller falls back to plain scans and counts, which are correct but
@@ -16,6 +18,11 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
+#if PG_VERSION_NUM >= 140000
+#include "common/hashfn.h"
+#else
+#include "utils/hashutils.h"
+#endif
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -113,6 +120,30 @@ mqs_max_xip(void)
 	return (uint32) (mq_backend_slot_count() + max_prepared_xacts);
 }
 
+/*
+ * A group's trail: the backlog index entries that followed the one a settle
+ * took, as its scan read them (src/group.c says why that order holds).
+ * One slot per (database, backlog, hash of the group key), overwritten by
+ * the next group that hashes there: a hint, verified against the row
+ * before use.  Written as PgBackendStatus is: the count is odd while a
+ * writer is inside, and a reader that sees it change reads nothing; a
+ * writer that finds another inside leaves the slot to it.
+ */
+#define MQ_TRAIL_SLOTS 16384	/* a power of 2 */
+
+typedef struct MqTrailSlot
+{
+	pg_atomic_uint32 changecount;
+	Oid			dboid;
+	Oid			relid;
+	uint32		keyhash;
+	int32		n;				/* of gseq[]; tid[i] is gseq[i + 1]'s */
+	int64		gseq[MQ_TRAIL_LEN + 1];
+	ItemPointerData tid[MQ_TRAIL_LEN];
+} MqTrailSlot;
+
+static MqTrailSlot *mqs_trails = NULL;
+
 static Size
 mqs_size(void)
 {
@@ -122,6 +153,7 @@ mqs_size(void)
 					mul_size(mq_backend_slot_count(), sizeof(MqSlot)));
 	size = add_size(size, mul_size(mqs_max_xip(), sizeof(TransactionId)));
 	size = add_size(size, hash_estimate_size(mq_max_queues, sizeof(MqQueueShared)));
+	size = add_size(size, mul_size(MQ_TRAIL_SLOTS, sizeof(MqTrailSlot)));
 	return size;
 }
 
@@ -175,6 +207,14 @@ mqs_startup(void)
 	/* all entries allocated now: the hash never eats the lock table's reserve */
 	mqs_queues = ShmemInitHash("mq queues", mq_max_queues, mq_max_queues,
 							   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	mqs_trails = ShmemInitStruct("mq group trails",
+								 mul_size(MQ_TRAIL_SLOTS, sizeof(MqTrailSlot)), &found);
+	if (!found)
+	{
+		memset(mqs_trails, 0, mul_size(MQ_TRAIL_SLOTS, sizeof(MqTrailSlot)));
+		for (int i = 0; i < MQ_TRAIL_SLOTS; i++)
+			pg_atomic_init_u32(&mqs_trails[i].changecount, 0);
+	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -196,6 +236,81 @@ bool
 mq_shmem_available(void)
 {
 	return mqs_state != NULL && mqs_queues != NULL;
+}
+
+/* ---- group trails ---------------------------------------------------- */
+
+static MqTrailSlot *
+mqs_trail_slot(Oid relid, uint32 keyhash)
+{
+	uint32		h = hash_combine(hash_combine(MyDatabaseId, relid), keyhash);
+
+	return &mqs_trails[murmurhash32(h) & (MQ_TRAIL_SLOTS - 1)];
+}
+
+/*
+ * Record that, in backlog relid, the group of keyhash had just taken its
+ * message at gseq first, and that the index entries after it were
+ * trail->next[] at trail->tid[].
+ */
+void
+mq_trail_put(Oid relid, uint32 keyhash, int64 first, const MqIndexTrail *trail)
+{
+	MqTrailSlot *slot;
+	uint32		count;
+
+	if (mqs_trails == NULL || trail->n == 0)
+		return;
+	slot = mqs_trail_slot(relid, keyhash);
+	count = pg_atomic_read_u32(&slot->changecount);
+	if ((count & 1) != 0 ||
+		!pg_atomic_compare_exchange_u32(&slot->changecount, &count, count + 1))
+		return;					/* another writer is inside: its trail will do */
+	/* the exchange was a full barrier */
+	slot->dboid = MyDatabaseId;
+	slot->relid = relid;
+	slot->keyhash = keyhash;
+	slot->n = trail->n + 1;
+	slot->gseq[0] = first;
+	memcpy(&slot->gseq[1], trail->next, trail->n * sizeof(int64));
+	memcpy(slot->tid, trail->tid, trail->n * sizeof(ItemPointerData));
+	pg_write_barrier();
+	pg_atomic_write_u32(&slot->changecount, count + 2);
+}
+
+/*
+ * The entry that came right after gseq in the trail of keyhash's group in
+ * backlog relid, if one was recorded: its gseq and heap TID.
+ */
+bool
+mq_trail_next(Oid relid, uint32 keyhash, int64 gseq, int64 *next, ItemPointer tid)
+{
+	MqTrailSlot *slot;
+	MqTrailSlot copy;
+	uint32		count;
+
+	if (mqs_trails == NULL)
+		return false;
+	slot = mqs_trail_slot(relid, keyhash);
+	count = pg_atomic_read_u32(&slot->changecount);
+	if ((count & 1) != 0)
+		return false;
+	pg_read_barrier();
+	memcpy(&copy, slot, sizeof(copy));
+	pg_read_barrier();
+	if (pg_atomic_read_u32(&slot->changecount) != count ||
+		copy.dboid != MyDatabaseId || copy.relid != relid || copy.keyhash != keyhash)
+		return false;
+	for (int i = 0; i + 1 < copy.n && i < MQ_TRAIL_LEN; i++)
+	{
+		if (copy.gseq[i] == gseq)
+		{
+			*next = copy.gseq[i + 1];
+			*tid = copy.tid[i];
+			return true;
+		}
+	}
+	return false;
 }
 
 static void

@@ -259,7 +259,8 @@ mq_take_ready(MqQueue *q, bool lease, int quantity, TimestampTz visible_at,
 			{
 				l.taken = taken + n;
 				n += mq_delete_first(ready, Int32GetDatum(lanes[i].priority), (int64) head,
-									 PG_INT64_MAX, quantity - n, MQ_DELETE_SKIP_LOCKED, mqt_lease_row, &l);
+									 PG_INT64_MAX, quantity - n, MQ_DELETE_SKIP_LOCKED, mqt_lease_row, &l,
+									 NULL);
 			}
 			else
 			{

@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/cost.h"
+#include "storage/bufmgr.h"
 #if PG_VERSION_NUM >= 160000
 #include "parser/parse_relation.h"
 #endif
@@ -674,10 +675,17 @@ mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols, const char *
  * first); else it waits for such a row and stops there if it changed or
  * is gone (a serialization failure in REPEATABLE READ), as a DELETE of the
  * rows a subquery found does.  Returns how many rows it deleted.
+ *
+ * With a trail, once limit rows are deleted, the scan goes on through the
+ * index entries that follow (within the bounds, up to MQ_TRAIL_LEN): their
+ * next column and heap TID, whatever their rows' visibility, without
+ * reading the rows.  Each is the entry right after the one before it in
+ * the index at this moment (entries marked dead are skipped: they stay
+ * dead).
  */
 int
 mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit, int flags,
-				MqRowVisitor each, void *arg)
+				MqRowVisitor each, void *arg, MqIndexTrail *trail)
 {
 	TupleTableSlot *slot = d->slot;
 	bool		skip = (flags & MQ_DELETE_SKIP_LOCKED) != 0;
@@ -703,6 +711,7 @@ mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit, i
 		keys[nkeys++].sk_argument = Int64GetDatum(upto);
 	}
 	scan = index_beginscan(d->rel, d->index, d->snapshot, nkeys, 0);
+	scan->xs_want_itup = (trail != NULL);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
@@ -725,9 +734,64 @@ mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit, i
 		each(slot->tts_values, slot->tts_isnull, arg);
 		n++;
 	}
+	if (trail != NULL)
+	{
+		ItemPointer tid;
+
+		trail->n = 0;
+		while (n == limit && trail->n < MQ_TRAIL_LEN &&
+			   (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+
+			trail->next[trail->n] = DatumGetInt64(index_getattr(scan->xs_itup, 2,
+																scan->xs_itupdesc, &isnull));
+			trail->tid[trail->n++] = *tid;
+		}
+	}
 	index_endscan(scan);
 	ExecClearTuple(slot);
 	return n;
+}
+
+/*
+ * Delete the row at tid if this statement (as mq_delete_first's, with its
+ * flags but MQ_DELETE_SKIP_LOCKED) sees it there and accept takes its
+ * columns; each sees them.  A TID may come from an index entry read in an
+ * earlier transaction: its block may be gone (the table truncated by
+ * VACUUM since), or hold another row now.  Returns whether it deleted.
+ */
+bool
+mq_delete_tid(MqRowDelete *d, ItemPointer tid, int flags, MqRowFilter accept,
+			  MqRowVisitor each, void *arg)
+{
+	TupleTableSlot *slot = d->slot;
+	TM_FailureData tmfd;
+	TM_Result	result;
+	bool		deleted = false;
+
+	Assert((flags & MQ_DELETE_SKIP_LOCKED) == 0);
+	if (!ItemPointerIsValid(tid) ||
+		ItemPointerGetBlockNumber(tid) >= RelationGetNumberOfBlocks(d->rel))
+		return false;
+	mqu_delete_statement(d, (flags & MQ_DELETE_LATEST) != 0);
+	if (!table_tuple_fetch_row_version(d->rel, tid, d->snapshot, slot))
+		return false;
+	slot_getallattrs(slot);
+	if (accept(slot->tts_values, slot->tts_isnull, arg))
+	{
+		result = table_tuple_delete(d->rel, tid, GetCurrentCommandId(true), d->snapshot,
+									InvalidSnapshot, true, &tmfd, false);
+		if (result == TM_Ok)
+		{
+			each(slot->tts_values, slot->tts_isnull, arg);
+			deleted = true;
+		}
+		else if (result != TM_SelfModified && result != TM_Invisible)
+			mqu_check_serializable(result);
+	}
+	ExecClearTuple(slot);
+	return deleted;
 }
 
 /*

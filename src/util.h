@@ -10,6 +10,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "storage/itemptr.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -59,8 +60,18 @@ extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int
 #define MQ_DELETE_AFTER			0x01	/* next > from, not >= */
 #define MQ_DELETE_SKIP_LOCKED	0x02
 #define MQ_DELETE_LATEST		0x04	/* the latest snapshot, also in RR */
+/* the index entries that followed the last row a scan deleted */
+#define MQ_TRAIL_LEN 3
+typedef struct MqIndexTrail
+{
+	int			n;
+	int64		next[MQ_TRAIL_LEN];	/* their second key column */
+	ItemPointerData tid[MQ_TRAIL_LEN];
+} MqIndexTrail;
 extern int	mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit,
-							int flags, MqRowVisitor each, void *arg);
+							int flags, MqRowVisitor each, void *arg, MqIndexTrail *trail);
+extern bool mq_delete_tid(MqRowDelete *d, ItemPointer tid, int flags, MqRowFilter accept,
+						  MqRowVisitor each, void *arg);
 extern bool mq_delete_key(MqRowDelete *d, int64 key, MqRowFilter accept, void *arg,
 						  Datum **values, bool **isnull);
 extern void mq_delete_end(MqRowDelete *d);
