@@ -166,8 +166,9 @@ mqg_backlog_next(MqQueue *q, MqQueueShared *qs, text *key, int64 gseq, MqgNext *
 				n = mq_delete_first(d, PointerGetDatum(key), gseq, PG_INT64_MAX, 1,
 									MQ_DELETE_AFTER | MQ_DELETE_LATEST, mqg_backlog_row, next,
 									&trail);
+			StaticAssertStmt(MQ_INDEX_TRAIL_LEN <= MQ_TRAIL_LEN, "a trail fits its slot");
 			if (n > 0)
-				mq_trail_put(q->backlog_relid, keyhash, next->m.gseq, &trail);
+				mq_trail_put(q->backlog_relid, keyhash, next->m.gseq, trail.n, trail.next, trail.tid);
 		}
 		mq_delete_end(d);
 		if (n > 0)

@@ -250,16 +250,18 @@ mqs_trail_slot(Oid relid, uint32 keyhash)
 
 /*
  * Record that, in backlog relid, the group of keyhash had just taken its
- * message at gseq first, and that the index entries after it were
- * trail->next[] at trail->tid[].
+ * message at gseq first, and that the n index entries after it (at most
+ * MQ_TRAIL_LEN) were next[] at tid[].
  */
 void
-mq_trail_put(Oid relid, uint32 keyhash, int64 first, const MqIndexTrail *trail)
+mq_trail_put(Oid relid, uint32 keyhash, int64 first, int n, const int64 *next,
+			 const ItemPointerData *tid)
 {
 	MqTrailSlot *slot;
 	uint32		count;
 
-	if (mqs_trails == NULL || trail->n == 0)
+	Assert(n <= MQ_TRAIL_LEN);
+	if (mqs_trails == NULL || n == 0)
 		return;
 	slot = mqs_trail_slot(relid, keyhash);
 	count = pg_atomic_read_u32(&slot->changecount);
@@ -270,10 +272,10 @@ mq_trail_put(Oid relid, uint32 keyhash, int64 first, const MqIndexTrail *trail)
 	slot->dboid = MyDatabaseId;
 	slot->relid = relid;
 	slot->keyhash = keyhash;
-	slot->n = trail->n + 1;
+	slot->n = n + 1;
 	slot->gseq[0] = first;
-	memcpy(&slot->gseq[1], trail->next, trail->n * sizeof(int64));
-	memcpy(slot->tid, trail->tid, trail->n * sizeof(ItemPointerData));
+	memcpy(&slot->gseq[1], next, n * sizeof(int64));
+	memcpy(slot->tid, tid, n * sizeof(ItemPointerData));
 	pg_write_barrier();
 	pg_atomic_write_u32(&slot->changecount, count + 2);
 }

@@ -13,9 +13,8 @@
 #include "storage/condition_variable.h"
 #include "storage/spin.h"
 #include "utils/snapshot.h"
+#include "storage/itemptr.h"
 #include "utils/timestamp.h"
-
-#include "util.h"
 
 #define MQ_MAX_LANES		8		/* distinct priorities tracked per queue */
 
@@ -133,7 +132,9 @@ extern int	mq_max_queues;
 extern void mq_shmem_init(void);
 extern int	mq_backend_slot_count(void);
 extern bool mq_shmem_available(void);
-extern void mq_trail_put(Oid relid, uint32 keyhash, int64 first, const MqIndexTrail *trail);
+#define MQ_TRAIL_LEN 3
+extern void mq_trail_put(Oid relid, uint32 keyhash, int64 first, int n, const int64 *next,
+						 const ItemPointerData *tid);
 extern bool mq_trail_next(Oid relid, uint32 keyhash, int64 gseq, int64 *next, ItemPointer tid);
 extern MqQueueShared *mq_shared_queue(Oid ready_relid, const char *name, bool if_room);
 extern void mq_shared_forget_queue(Oid dboid, Oid ready_relid);

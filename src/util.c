@@ -677,8 +677,8 @@ mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int ncols, const char *
  * rows a subquery found does.  Returns how many rows it deleted.
  *
  * With a trail, once limit rows are deleted, the scan goes on through the
- * index entries that follow (within the bounds, up to MQ_TRAIL_LEN): their
- * next column and heap TID, whatever their rows' visibility, without
+ * index entries that follow (within the bounds, up to MQ_INDEX_TRAIL_LEN):
+ * their next column and heap TID, whatever their rows' visibility, without
  * reading the rows.  Each is the entry right after the one before it in
  * the index at this moment (entries marked dead are skipped: they stay
  * dead).
@@ -739,7 +739,7 @@ mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit, i
 		ItemPointer tid;
 
 		trail->n = 0;
-		while (n == limit && trail->n < MQ_TRAIL_LEN &&
+		while (n == limit && trail->n < MQ_INDEX_TRAIL_LEN &&
 			   (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
 			bool		isnull;

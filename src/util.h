@@ -61,12 +61,12 @@ extern MqRowDelete *mq_delete_begin_ordered(Oid relid, const MqColumn *cols, int
 #define MQ_DELETE_SKIP_LOCKED	0x02
 #define MQ_DELETE_LATEST		0x04	/* the latest snapshot, also in RR */
 /* the index entries that followed the last row a scan deleted */
-#define MQ_TRAIL_LEN 3
+#define MQ_INDEX_TRAIL_LEN 3
 typedef struct MqIndexTrail
 {
 	int			n;
-	int64		next[MQ_TRAIL_LEN];	/* their second key column */
-	ItemPointerData tid[MQ_TRAIL_LEN];
+	int64		next[MQ_INDEX_TRAIL_LEN];	/* their second key column */
+	ItemPointerData tid[MQ_INDEX_TRAIL_LEN];
 } MqIndexTrail;
 extern int	mq_delete_first(MqRowDelete *d, Datum lead, int64 from, int64 upto, int limit,
 							int flags, MqRowVisitor each, void *arg, MqIndexTrail *trail);
