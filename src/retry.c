@@ -148,15 +148,19 @@ mqy_dead_headers(MqQueue *q, MqOutMessage *m, int32 *hops)
 }
 
 /*
- * The dead-letter queue of q, looked up at the first dead letter of a phase
- * and kept for the rest of it: a dead-letter queue that was dropped
- * meanwhile (or none) sends them to the table.
+ * The dead-letter queue of q, with its shared entry, looked up at the first
+ * dead letter of a phase and kept for the rest of it: a dead-letter queue
+ * that was dropped meanwhile (or none) sends them to the table.
  */
 static MqQueue *
 mqy_target(MqQueue *q, MqDeadTarget *to)
 {
 	if (!to->resolved && q->has_dlq && strcmp(q->dlq, q->name) != 0)
+	{
 		to->dlq = mq_queue_lookup(q->dlq, true);
+		if (to->dlq)
+			to->dqs = mq_queue_shared(to->dlq);
+	}
 	to->resolved = true;
 	return to->dlq;
 }
@@ -202,9 +206,6 @@ mqy_route_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMess
 		/* past the last hop it goes to the table: no cycle of queues is endless */
 		if (hops <= MQ_MAX_DEAD_LETTER_HOPS)
 		{
-			/* its shared entry only once a copy goes there */
-			if (to->dqs == NULL)
-				to->dqs = mq_queue_shared(dlq);
 			mq_insert_message(dlq, to->dqs, &copy, dead_at, true);
 			return;
 		}

@@ -21,7 +21,7 @@ typedef struct MqDeadTarget
 {
 	bool		resolved;
 	MqQueue    *dlq;			/* NULL: mq.dead_letters */
-	MqQueueShared *dqs;			/* dlq's shared entry, once a copy went there */
+	MqQueueShared *dqs;			/* dlq's shared entry (NULL without one) */
 } MqDeadTarget;
 
 extern void mq_dead_letter(MqQueue *q, MqQueueShared *qs, MqDeadTarget *to, MqOutMessage *m,
