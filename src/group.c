@@ -38,11 +38,7 @@
  */
 #include "postgres.h"
 
-#if PG_VERSION_NUM >= 140000
 #include "common/hashfn.h"
-#else
-#include "access/hash.h"
-#endif
 #include "utils/jsonb.h"
 
 #include "util.h"

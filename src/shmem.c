@@ -18,11 +18,7 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
-#if PG_VERSION_NUM >= 140000
 #include "common/hashfn.h"
-#else
-#include "utils/hashutils.h"
-#endif
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
