@@ -6,9 +6,10 @@ use strict;
 use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
+use IPC::Run;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(mq_node wait_for);
+our @EXPORT = qw(mq_node wait_for mq_psql_start);
 
 # A new node $name with mq in shared_preload_libraries and the
 # postgresql.conf lines $conf besides, started.
@@ -20,6 +21,19 @@ sub mq_node
 	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'mq'\n" . ($conf // ''));
 	$node->start;
 	return $node;
+}
+
+# A psql session of its own on $node's postgres database, stopping at the
+# first error, started in the background with the psql arguments @args
+# (a -c, a -f, or a script on stdin's place): [$name, its IPC::Run
+# harness, a reference to its output, one to its errors].
+sub mq_psql_start
+{
+	my ($node, $name, @args) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), @args ],
+		'>', \$out, '2>', \$err);
+	return [ $name, $h, \$out, \$err ];
 }
 
 # Run $check every 20 ms until it returns true or $seconds have passed.

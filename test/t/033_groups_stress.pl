@@ -36,6 +36,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use MqTest;
 use Time::HiRes qw(time sleep);
 
 my $groups = 200;
@@ -44,10 +45,7 @@ my $producers = 4;
 my $consumers = 4;
 my $total = $groups * $rounds * $producers;
 
-my $node = PostgreSQL::Test::Cluster->new('groups_stress');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'mq'\nmax_connections = 40");
-$node->start;
+my $node = mq_node('groups_stress', "max_connections = 40");
 
 sub q1
 {
@@ -137,21 +135,18 @@ END \$\$;
 });
 }
 
-my @conn = ('-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'));
 my (@runs, %out);
 my $t0 = time();
 for my $i (1 .. $producers)
 {
-	my ($o, $e) = ('', '');
-	push @runs, [ "p$i", IPC::Run::start([ 'psql', @conn, '-c', $producer_sql ], '>', \$o, '2>', \$e), \$o, \$e ];
+	push @runs, mq_psql_start($node, "p$i", '-c', $producer_sql);
 }
 for my $i (1 .. $consumers)
 {
-	my ($o, $e) = ('', '');
 	# c4, the one killed, holds its messages longer (so that it is killed
 	# holding some), and has short leases: they run out soon after
 	my ($vt, $hold) = $i == 4 ? ('1 second', 0.2) : ('30 seconds', 0.002);
-	push @runs, [ "c$i", IPC::Run::start([ 'psql', @conn, consumer_sql("c$i", $vt, $hold) ], '>', \$o, '2>', \$e), \$o, \$e ];
+	push @runs, mq_psql_start($node, "c$i", consumer_sql("c$i", $vt, $hold));
 }
 
 # Kill consumer c4 once it holds leases (a delivery logged, not settled).

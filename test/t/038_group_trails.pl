@@ -144,13 +144,11 @@ my @runs;
 my $t0 = time();
 for my $i (1 .. $producers)
 {
-	my ($o, $e) = ('', '');
-	push @runs, [ "p$i", IPC::Run::start([ 'psql', @conn, '-c', $producer_sql ], '>', \$o, '2>', \$e), \$o, \$e ];
+	push @runs, mq_psql_start($node, "p$i", '-c', $producer_sql);
 }
 for my $i (1 .. $consumers)
 {
-	my ($o, $e) = ('', '');
-	push @runs, [ "c$i", IPC::Run::start([ 'psql', @conn, consumer_sql("c$i") ], '>', \$o, '2>', \$e), \$o, \$e ];
+	push @runs, mq_psql_start($node, "c$i", consumer_sql("c$i"));
 }
 # (from a file: a scalar fed to stdin only goes in while its harness is pumped)
 my $dir = PostgreSQL::Test::Utils::tempdir();
