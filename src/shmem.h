@@ -11,9 +11,9 @@
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
+#include "storage/itemptr.h"
 #include "storage/spin.h"
 #include "utils/snapshot.h"
-#include "storage/itemptr.h"
 #include "utils/timestamp.h"
 
 #define MQ_MAX_LANES		8		/* distinct priorities tracked per queue */

@@ -787,7 +787,7 @@ mq_delete_tid(MqRowDelete *d, ItemPointer tid, int flags, MqRowFilter accept,
 			each(slot->tts_values, slot->tts_isnull, arg);
 			deleted = true;
 		}
-		else if (result != TM_SelfModified && result != TM_Invisible)
+		else if (result != TM_SelfModified)
 			mqu_check_serializable(result);
 	}
 	ExecClearTuple(slot);
