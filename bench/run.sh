@@ -349,13 +349,7 @@ prepare() {
             sql -c "INSERT INTO floor_q (message) SELECT '$PAYLOAD'::jsonb FROM generate_series(1, $n)" \
                 >/dev/null || die "loading floor_q failed"
         else
-            # batches of 10000, one transaction each
-            local left=$n k
-            while [ "$left" -gt 0 ]; do
-                k=$(( left > 10000 ? 10000 : left ))
-                echo "SELECT count(*) FROM mq.send_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]));"
-                left=$((left - k))
-            done | sql_in >/dev/null || die "loading mq failed"
+            queue_top_up bench "$n"     # batches of 10000, one transaction each
         fi
     fi
     sql -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null || die "vacuum/checkpoint failed"
@@ -371,15 +365,9 @@ prepare() {
 prepare_grouped() {
     local n=$1 groups=$2
     prepare mq 0
-    local t0=$SECONDS left=$n k start=0
+    local t0=$SECONDS
     log "   loading $n messages in $groups groups into mq"
-    while [ "$left" -gt 0 ]; do
-        k=$(( left > 10000 ? 10000 : left ))
-        echo "SELECT count(*) FROM mq.send_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]),"
-        echo "  group_keys => ARRAY(SELECT 'g' || (i % $groups) FROM generate_series($start, $((start + k - 1))) i));"
-        left=$((left - k))
-        start=$((start + k))
-    done | sql_in >/dev/null || die "loading grouped messages failed"
+    queue_top_up bench "$n" "$groups"
     sql -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null || die "vacuum/checkpoint failed"
     log "   loaded, vacuumed and checkpointed in $((SECONDS - t0)) s"
     local have
@@ -389,12 +377,33 @@ prepare_grouped() {
     [ "$have" = "$groups" ] || [ "$n" -lt "$groups" ] || die "mq: loaded $groups groups but the queue has $have"
 }
 
+# Messages in mq queue $1 (ready, backlogs included, in flight, delayed).
+queue_count() { sql -c "SELECT ready + in_flight + delayed FROM mq.metrics('$1')"; }
+# queue_top_up QUEUE N [GROUPS]: send to QUEUE until it holds N messages,
+# in batches of 10000; with GROUPS, message i (counting those it holds) in
+# group i mod GROUPS.
+queue_top_up() {
+    local q=$1 n=$2 groups=${3:-0} have k
+    have=$(queue_count "$q") || die "could not count the messages of $q"
+    [ "$have" -lt "$n" ] || return 0
+    while [ "$have" -lt "$n" ]; do
+        k=$(( n - have > 10000 ? 10000 : n - have ))
+        if [ "$groups" -eq 0 ]; then
+            echo "SELECT count(*) FROM mq.send_batch('$q', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]));"
+        else
+            echo "SELECT count(*) FROM mq.send_batch('$q', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]),"
+            echo "  group_keys => ARRAY(SELECT 'g' || (i % $groups) FROM generate_series($have, $((have + k - 1))) i));"
+        fi
+        have=$((have + k))
+    done | sql_in >/dev/null || die "could not fill $q"
+}
+
 # Messages in the queue of side $1 (ready, in flight or delayed).
 count_msgs() {
     if [ "$1" = floor ]; then
         sql -c "SELECT count(*) FROM floor_q"
     else
-        sql -c "SELECT ready + in_flight + delayed FROM mq.metrics('bench')"
+        queue_count bench
     fi
 }
 
@@ -1231,13 +1240,6 @@ fi
 # $N_W12), the runs on the two queues alternating so that both meet the
 # same machine (checkpoints, other load); and the size of a queue's tables
 # per million messages.
-w12_count() { sql -c "SELECT ready + in_flight + delayed FROM mq.metrics('$1')"; }
-w12_top_up() { # queue n: back to n messages
-    local have
-    have=$(w12_count "$1") || die "W12: could not count $1"
-    [ "$have" -ge "$2" ] || sql -c "SELECT count(*) FROM mq.send_batch('$1', array_fill('$PAYLOAD'::jsonb, ARRAY[$(($2 - have))]))" >/dev/null ||
-        die "W12: could not top up $1"
-}
 if want W12; then
     log "== W12: queues of $N_W12_SMALL and $N_W12 messages, alternating runs: receive+ack (W2 mq), then send (W1 mq), 4 clients, sync off"
     prepare mq 0
@@ -1245,15 +1247,8 @@ if want W12; then
         sql -c "SELECT mq.drop_queue('$q')" -c "SELECT mq.create_queue('$q')" >/dev/null || die "W12: could not create $q"
     done
     t0=$SECONDS
-    for qn in "w12s $N_W12_SMALL" "w12b $N_W12"; do
-        read -r q n <<<"$qn"
-        left=$n
-        while [ "$left" -gt 0 ]; do
-            k=$(( left > 10000 ? 10000 : left ))
-            echo "SELECT count(*) FROM mq.send_batch('$q', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]));"
-            left=$((left - k))
-        done | sql_in >/dev/null || die "W12: loading $q failed"
-    done
+    queue_top_up w12s "$N_W12_SMALL"
+    queue_top_up w12b "$N_W12"
     sql -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null || die "vacuum/checkpoint failed"
     log "   loaded, vacuumed and checkpointed in $((SECONDS - t0)) s"
     sizes=$(sql -F ' ' -c "SELECT pg_relation_size('mq.q_w12b'), pg_indexes_size('mq.q_w12b'),
@@ -1267,9 +1262,9 @@ if want W12; then
     for rep in $(seq 1 "$W12_RECV_REPS"); do
         for qn in "w12s $N_W12_SMALL" "w12b $N_W12"; do
             read -r q n <<<"$qn"
-            w12_top_up "$q" "$n"
+            queue_top_up "$q" "$n"
             run_pgbench "W12-recv-$q-$rep" off 4 "$((N_W12_SMALL * 8 / 10 / 4))x" mq_w12_recv.sql -D q="$q"
-            have=$(w12_count "$q")
+            have=$(queue_count "$q")
             [ "$have" -eq $((n - NXACT)) ] || die "W12-recv-$q-$rep: $NXACT transactions should leave $((n - NXACT)) messages, $q holds $have"
             w12tps[recv,$q]+="$TPS "
         done
@@ -1279,9 +1274,9 @@ if want W12; then
     for rep in $(seq 1 "$W12_REPS"); do
         for q in w12s w12b; do
             sql -c "CHECKPOINT" >/dev/null || die "W12: checkpoint failed"
-            before=$(w12_count "$q")
+            before=$(queue_count "$q")
             run_pgbench "W12-send-$q-$rep" off 4 "$T_W11" mq_w12_send.sql -D q="$q"
-            have=$(w12_count "$q")
+            have=$(queue_count "$q")
             [ "$have" -ge $((before + NXACT - 4)) ] && [ "$have" -le $((before + NXACT + 4)) ] ||
                 die "W12-send-$q-$rep: $NXACT sends should make $((before + NXACT)) messages, $q holds $have"
             w12tps[send,$q]+="$TPS "
@@ -1454,24 +1449,9 @@ if want W9; then
     for q in w9p w9g; do
         sql -c "SELECT mq.drop_queue('$q')" -c "SELECT mq.create_queue('$q')" >/dev/null || die "W9: could not create $q"
     done
-    w9_count() { sql -c "SELECT ready + in_flight + delayed FROM mq.metrics('$1')"; }
-    w9_top_up() { # queue groups (0: none): back to N_W9 messages, message i in group i mod groups
-        local q=$1 groups=$2 have k
-        have=$(w9_count "$q") || die "W9: could not count $q"
-        while [ "$have" -lt "$N_W9" ]; do
-            k=$(( N_W9 - have > 10000 ? 10000 : N_W9 - have ))
-            if [ "$groups" -eq 0 ]; then
-                echo "SELECT count(*) FROM mq.send_batch('$q', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]));"
-            else
-                echo "SELECT count(*) FROM mq.send_batch('$q', array_fill('$PAYLOAD'::jsonb, ARRAY[$k]),"
-                echo "  group_keys => ARRAY(SELECT 'g' || (i % $groups) FROM generate_series($have, $((have + k - 1))) i));"
-            fi
-            have=$((have + k))
-        done | sql_in >/dev/null || die "W9: loading $q failed"
-    }
     t0=$SECONDS
-    w9_top_up w9p 0
-    w9_top_up w9g 1000
+    queue_top_up w9p "$N_W9"
+    queue_top_up w9g "$N_W9" 1000
     sql -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null || die "vacuum/checkpoint failed"
     log "   loaded, vacuumed and checkpointed in $((SECONDS - t0)) s"
     have=$(sql -c "SELECT groups FROM mq.metrics('w9g')")
@@ -1482,9 +1462,9 @@ if want W9; then
         order="w9p w9g"; [ $((rep % 2)) -eq 0 ] && order="w9g w9p"
         for q in $order; do
             groups=0; [ "$q" = w9g ] && groups=1000
-            w9_top_up "$q" "$groups"
+            queue_top_up "$q" "$N_W9" "$groups"
             run_pgbench "W9-$q-$rep" off 4 "$w9secs" mq_w12_recv.sql -D q="$q"
-            left=$(w9_count "$q")
+            left=$(queue_count "$q")
             [ "$left" -gt 0 ] || [ "$SMOKE" -eq 1 ] || die "W9-$q-$rep: the backlog of $N_W9 ran dry, the tps would be wrong"
             consumed=$((N_W9 - left))
             [ "$consumed" -le $((NXACT + 4)) ] ||
